@@ -1,0 +1,116 @@
+# knnd: kNN-Diffusion as small Unix filters.
+#   make          build every tool into bin/
+#   make check    build and run the whole test suite (plain and sanitizer builds)
+#   make asan     build and run the suite under AddressSanitizer + UBSan
+#   make deps     install the Debian packages everything needs
+#   make bench    run the benchmarks in bench/
+#   make CUDA=0   build without the CUDA parts even when nvcc is present
+
+CC       ?= cc
+CFLAGS   ?= -O2 -g
+WARN     := -Wall -Wextra -Wno-missing-field-initializers
+CPPFLAGS += -Ilib -D_GNU_SOURCE
+LDLIBS   := -lpng -lz -lm -lpthread
+
+BUILD    ?= build/release
+BINDIR   ?= bin
+
+# Debian packages: libraries the tools link, and what the tests and fuzzers use.
+DEBS := libfaiss-dev libopenblas-dev libpng-dev libmsgpack-dev zlib1g-dev pkg-config \
+        clang libclang-rt-14-dev python3 python3-msgpack python3-numpy dataset-fashion-mnist
+
+# CUDA is an accelerator, never a requirement: built when nvcc is found.
+NVCC ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+CUDA ?= $(if $(NVCC),1,0)
+
+TOOLS   := $(patsubst cmd/%.c,%,$(wildcard cmd/*.c))
+LIB_SRC := $(wildcard lib/*/*.c)
+LIB_CU  := $(wildcard lib/*/*.cu)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+ifeq ($(CUDA),1)
+  CPPFLAGS += -DKNND_CUDA=1
+  CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+  LIB_OBJ += $(LIB_CU:%.cu=$(BUILD)/%.cu.o)
+  LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lstdc++
+endif
+UNIT_SRC := $(wildcard tests/unit/*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRC := $(wildcard tests/fuzz/*.c)
+
+.PHONY: all check asan deps check-deps bench fuzz clean
+.DEFAULT_GOAL := all
+
+# Missing Debian packages are installed before anything is built.
+ifeq ($(filter deps clean,$(MAKECMDGOALS)),)
+  MISSING_DEBS := $(shell command -v dpkg >/dev/null && for p in $(DEBS); do \
+                    dpkg -s $$p >/dev/null 2>&1 || echo $$p; done)
+  ifneq ($(strip $(MISSING_DEBS)),)
+    $(info knnd: missing Debian packages: $(MISSING_DEBS); running make deps)
+    DEPS_RC := $(shell $(MAKE) --no-print-directory deps >&2; echo $$?)
+    ifneq ($(DEPS_RC),0)
+      $(error make deps failed)
+    endif
+  endif
+endif
+
+all: $(TOOLS:%=$(BINDIR)/%)
+
+deps:
+	@SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	 $$SUDO apt-get update -qq && \
+	 DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(DEBS)
+
+$(BUILD)/libknnd.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -MMD -MP -c -o $@ $<
+
+$(BUILD)/%.cu.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) -O2 -Ilib -DKNND_CUDA=1 -Xcompiler -Wall,-Wextra,-fPIC $(NVCCFLAGS) -c -o $@ $<
+
+$(BINDIR)/%: $(BUILD)/cmd/%.o $(BUILD)/libknnd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libknnd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(UNIT_LDLIBS_$*)
+
+# test_interop checks our codec against msgpack-c, an independent implementation.
+UNIT_LDLIBS_test_msgpack_interop := -lmsgpackc
+
+tests: all $(UNIT_BIN)
+
+# The suite runs twice: on the release build, then on the sanitizer build.
+check: tests
+	@$(MAKE) --no-print-directory asan-build
+	@tests/run --bin $(BINDIR) --units $(BUILD)/tests --bin build/asan/bin --units build/asan/tests
+
+asan-build:
+	@$(MAKE) --no-print-directory BUILD=build/asan BINDIR=build/asan/bin CUDA=0 CC=clang \
+	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  LDFLAGS="-fsanitize=address,undefined" tests
+
+asan: asan-build
+	@tests/run --bin build/asan/bin --units build/asan/tests
+
+# Short coverage-guided runs of each libFuzzer target (clang).
+fuzz:
+	@$(MAKE) --no-print-directory BUILD=build/fuzz BINDIR=build/fuzz/bin CUDA=0 CC=clang \
+	  CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined" build/fuzz/libknnd.a
+	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
+	  clang -O1 -g -fsanitize=fuzzer,address,undefined -Ilib -D_GNU_SOURCE -o build/fuzz/$$n $$f \
+	    build/fuzz/libknnd.a $(LDLIBS) || exit 1; done
+	@tests/fuzz/run build/fuzz
+
+bench: all
+	@for b in bench/*.sh; do bash $$b || exit 1; done
+
+clean:
+	rm -rf build bin
+
+-include $(LIB_OBJ:.o=.d) $(TOOLS:%=$(BUILD)/cmd/%.d) $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%.d)

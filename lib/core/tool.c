@@ -1,0 +1,141 @@
+#include "core/tool.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/atomic_file.h"
+
+const char *tool_name = "knnd";
+
+static void print_version(void)
+{
+	printf("%s (knnd) %s\n", tool_name, KNND_VERSION);
+}
+
+void tool_init(const char *name, int argc, char **argv, const char *help)
+{
+	tool_name = name;
+	signal(SIGPIPE, SIG_DFL);
+	if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+		fputs(help, stdout);
+		exit(EXIT_OK);
+	}
+	if (argc > 1 && !strcmp(argv[1], "--version")) {
+		print_version();
+		exit(EXIT_OK);
+	}
+}
+
+int tool_common_option(int opt, const char *help)
+{
+	if (opt == 'h') {
+		fputs(help, stdout);
+		exit(EXIT_OK);
+	}
+	if (opt == 'V') {
+		print_version();
+		exit(EXIT_OK);
+	}
+	return 0;
+}
+
+static void vreport(const char *fmt, va_list ap)
+{
+	fflush(stdout);
+	fprintf(stderr, "%s: ", tool_name);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+void die(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vreport(fmt, ap);
+	va_end(ap);
+	atomic_abort_all();
+	exit(EXIT_FAIL);
+}
+
+void usage_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vreport(fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "Try '%s --help' for more information.\n", tool_name);
+	atomic_abort_all();
+	exit(EXIT_USAGE);
+}
+
+void warnx_tool(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vreport(fmt, ap);
+	va_end(ap);
+}
+
+void *xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (!p)
+		die("out of memory allocating %zu bytes", n);
+	return p;
+}
+
+void *xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+	if (!p)
+		die("out of memory allocating %zu x %zu bytes", n, size);
+	return p;
+}
+
+void *xrealloc(void *p, size_t n)
+{
+	p = realloc(p, n ? n : 1);
+	if (!p)
+		die("out of memory allocating %zu bytes", n);
+	return p;
+}
+
+char *xstrdup(const char *s)
+{
+	return xstrndup(s, strlen(s));
+}
+
+char *xstrndup(const char *s, size_t n)
+{
+	char *p = xmalloc(n + 1);
+	memcpy(p, s, n);
+	p[n] = 0;
+	return p;
+}
+
+long long parse_int_option(const char *opt, const char *arg, long long min, long long max)
+{
+	char *end;
+	errno = 0;
+	long long v = strtoll(arg, &end, 10);
+	if (end == arg || *end || errno)
+		usage_error("%s: '%s' is not an integer", opt, arg);
+	if (v < min || v > max)
+		usage_error("%s: %lld is out of range [%lld, %lld]", opt, v, min, max);
+	return v;
+}
+
+double parse_float_option(const char *opt, const char *arg)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(arg, &end);
+	if (end == arg || *end || errno || !isfinite(v))
+		usage_error("%s: '%s' is not a finite number", opt, arg);
+	return v;
+}
