@@ -37,7 +37,7 @@ UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(wildcard tests/fuzz/*.c)
 
-.PHONY: all check asan deps check-deps bench fuzz clean
+.PHONY: all tests check asan asan-build fuzz fuzz-build deps bench clean
 .DEFAULT_GOAL := all
 
 # Missing Debian packages are installed before anything is built.
@@ -85,26 +85,33 @@ UNIT_LDLIBS_test_msgpack_interop := -lmsgpackc
 
 tests: all $(UNIT_BIN)
 
-# The suite runs twice: on the release build, then on the sanitizer build.
-check: tests
-	@$(MAKE) --no-print-directory asan-build
-	@tests/run --bin $(BINDIR) --units $(BUILD)/tests --bin build/asan/bin --units build/asan/tests
+# The suite runs twice (release build, then ASan+UBSan build), then each
+# fuzz target runs for a short fixed budget.
+check: tests asan-build fuzz-build
+	@tests/run --bin $(BINDIR) --units $(BUILD)/tests \
+	  --bin build/asan/bin --units build/asan/tests --fuzz build/fuzz
+
+SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 asan-build:
 	@$(MAKE) --no-print-directory BUILD=build/asan BINDIR=build/asan/bin CUDA=0 CC=clang \
-	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
-	  LDFLAGS="-fsanitize=address,undefined" tests
+	  CFLAGS="-O1 -g $(SAN)" LDFLAGS="$(SAN)" tests
 
 asan: asan-build
 	@tests/run --bin build/asan/bin --units build/asan/tests
 
-# Short coverage-guided runs of each libFuzzer target (clang).
-fuzz:
-	@$(MAKE) --no-print-directory BUILD=build/fuzz BINDIR=build/fuzz/bin CUDA=0 CC=clang \
-	  CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined" build/fuzz/libknnd.a
-	@for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
-	  clang -O1 -g -fsanitize=fuzzer,address,undefined -Ilib -D_GNU_SOURCE -o build/fuzz/$$n $$f \
-	    build/fuzz/libknnd.a $(LDLIBS) || exit 1; done
+# libFuzzer targets (tests/fuzz/fuzz_*.c), built with clang.
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+
+fuzz-build:
+	@$(MAKE) --no-print-directory BUILD=build/fuzz CUDA=0 CC=clang \
+	  CFLAGS="-O1 -g -fsanitize=fuzzer-no-link $(SAN)" $(FUZZ_BIN)
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c build/fuzz/libknnd.a
+	$(CC) $(CPPFLAGS) -O1 -g -fsanitize=fuzzer $(SAN) $(WARN) -o $@ $^ $(LDLIBS)
+
+# A longer fuzzing session: make fuzz FUZZ_SECONDS=600
+fuzz: fuzz-build
 	@tests/fuzz/run build/fuzz
 
 bench: all

@@ -8,13 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/accel.h"
 #include "core/atomic_file.h"
 
 const char *tool_name = "knnd";
 
 static void print_version(void)
 {
-	printf("%s (knnd) %s\n", tool_name, KNND_VERSION);
+	printf("%s (knnd) %s\n%s\n", tool_name, KNND_VERSION, accel_describe());
 }
 
 void tool_init(const char *name, int argc, char **argv, const char *help)
