@@ -37,7 +37,7 @@ UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(wildcard tests/fuzz/*.c)
 
-.PHONY: all tests check asan asan-build fuzz fuzz-build deps bench clean
+.PHONY: FORCE all tests check asan asan-build fuzz fuzz-build deps bench clean
 .DEFAULT_GOAL := all
 
 # Missing Debian packages are installed before anything is built.
@@ -64,11 +64,19 @@ $(BUILD)/libknnd.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/%.o: %.c
+# Objects depend on the flags they were built with, so that changing CC,
+# CFLAGS or CUDA rebuilds instead of mixing stale objects.
+FLAGS_LINE := $(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) CUDA=$(CUDA)
+$(BUILD)/flags: FORCE
+	@mkdir -p $(dir $@)
+	@[ "$$(cat $@ 2>/dev/null)" = "$(FLAGS_LINE)" ] || echo "$(FLAGS_LINE)" > $@
+FORCE:
+
+$(BUILD)/%.o: %.c $(BUILD)/flags
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -MMD -MP -c -o $@ $<
 
-$(BUILD)/%.cu.o: %.cu
+$(BUILD)/%.cu.o: %.cu $(BUILD)/flags
 	@mkdir -p $(dir $@)
 	$(NVCC) -O2 -Ilib -DKNND_CUDA=1 -Xcompiler -Wall,-Wextra,-fPIC $(NVCCFLAGS) -c -o $@ $<
 
@@ -79,6 +87,10 @@ $(BINDIR)/%: $(BUILD)/cmd/%.o $(BUILD)/libknnd.a
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libknnd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(UNIT_LDLIBS_$*)
+
+# Benchmark helper programs (bench/*.c), built like the tools.
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libknnd.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # test_interop checks our codec against msgpack-c, an independent implementation.
 UNIT_LDLIBS_test_msgpack_interop := -lmsgpackc
@@ -114,8 +126,9 @@ build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c build/fuzz/libknnd.a
 fuzz: fuzz-build
 	@tests/fuzz/run build/fuzz
 
-bench: all
-	@for b in bench/*.sh; do bash $$b || exit 1; done
+BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/*.c))
+bench: all $(BENCH_BIN)
+	@for b in bench/*.sh; do KNND_BENCH_BIN=$(BUILD)/bench bash $$b || exit 1; done
 
 clean:
 	rm -rf build bin
