@@ -284,6 +284,33 @@ static int read_shape(struct ts_reader *rd, struct tensor *t)
 	return 0;
 }
 
+static int read_dtype(struct ts_reader *rd, enum dtype *dt)
+{
+	char *name;
+	size_t len;
+	if (read_str(rd, "dtype", 64, &name, &len) < 0)
+		return -1;
+	int d = dtype_from_name(name, len);
+	if (d < 0)
+		errorf("unknown dtype '%s'", name);
+	free(name);
+	*dt = d < 0 ? 0 : (enum dtype)d;
+	return d < 0 ? -1 : 0;
+}
+
+static int read_data(struct ts_reader *rd, struct tensor *t, uint64_t *len)
+{
+	struct mp_header h;
+	if (next_header(rd, &h) < 0)
+		return -1;
+	if (h.type != MP_BIN)
+		return errorf("data is a %s, not bin", mp_type_name(h.type));
+	if (read_payload(rd, h.len, (char **)&t->data) < 0)
+		return -1;
+	*len = h.len;
+	return 0;
+}
+
 /* Reads the rest of a tensor map of n entries whose first key, k0, is
  * already read. A map that starts like a tensor must be exactly one. */
 static int read_tensor(struct ts_reader *rd, uint64_t n, char *k0, struct tensor *t)
@@ -302,33 +329,18 @@ static int read_tensor(struct ts_reader *rd, uint64_t n, char *k0, struct tensor
 			break;
 		}
 		if (!strcmp(key, "dtype") && !seen_dtype) {
-			char *name;
-			size_t len;
-			if (read_str(rd, "dtype", 64, &name, &len) < 0) { rc = -1; break; }
-			int dt = dtype_from_name(name, len);
-			if (dt < 0)
-				rc = errorf("unknown dtype '%s'", name);
-			t->dtype = (enum dtype)(dt < 0 ? 0 : dt);
-			free(name);
+			rc = read_dtype(rd, &t->dtype);
 			seen_dtype = 1;
 		} else if (!strcmp(key, "shape") && !seen_shape) {
 			rc = read_shape(rd, t);
 			seen_shape = 1;
 		} else if (!strcmp(key, "data") && !t->data) {
-			struct mp_header h;
-			if (next_header(rd, &h) < 0) { rc = -1; break; }
-			if (h.type != MP_BIN)
-				rc = errorf("data is a %s, not bin", mp_type_name(h.type));
-			else if (read_payload(rd, h.len, (char **)&t->data) == 0)
-				data_len = h.len;
-			else
-				rc = -1;
+			rc = read_data(rd, t, &data_len);
 		} else {
 			rc = errorf("tensor map has %s key '%s'", is_tensor_key(key) ? "a repeated" : "an unexpected", key);
 		}
 		if (key != k0)
 			free(key);
-		key = NULL;
 	}
 	if (rc == 0 && (!seen_dtype || !seen_shape || !t->data))
 		rc = errorf("tensor map lacks '%s'", !seen_dtype ? "dtype" : !seen_shape ? "shape" : "data");
