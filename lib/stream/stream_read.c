@@ -456,8 +456,10 @@ static int read_record(struct ts_reader *rd, struct record *r)
 		size_t klen;
 		if (read_str(rd, "key", TS_MAX_KEY_LEN, &key, &klen) < 0)
 			return -1;
-		if (strlen(key) != klen || has_key(r, key)) {
-			errorf(strlen(key) != klen ? "key contains a NUL byte" : "duplicate key '%s'", key);
+		const char *bad = klen == 0 ? "key is empty" : strlen(key) != klen ? "key contains a NUL byte"
+		                : has_key(r, key) ? "duplicate key" : NULL;
+		if (bad) {
+			errorf("%s%s%s%s", bad, *key ? " '" : "", key, *key ? "'" : "");
 			free(key);
 			return -1;
 		}

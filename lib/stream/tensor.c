@@ -24,6 +24,11 @@ int dtype_is_float(enum dtype dt)
 	return dt == DT_FLOAT16 || dt == DT_BFLOAT16 || dt == DT_FLOAT32 || dt == DT_FLOAT64;
 }
 
+int dtype_is_signed(enum dtype dt)
+{
+	return dt == DT_INT8 || dt == DT_INT16 || dt == DT_INT32 || dt == DT_INT64;
+}
+
 int dtype_from_name(const char *name, size_t len)
 {
 	for (int i = 0; i < DT_COUNT; i++)

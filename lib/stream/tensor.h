@@ -37,6 +37,7 @@ const char *dtype_name(enum dtype dt);
 int dtype_from_name(const char *name, size_t len);
 size_t dtype_size(enum dtype dt);
 int dtype_is_float(enum dtype dt);
+int dtype_is_signed(enum dtype dt); /* signed integer types */
 
 /* Number of elements, or -1 if the shape's product overflows size_t. */
 int64_t shape_numel(int ndim, const int64_t *shape);

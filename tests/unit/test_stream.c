@@ -269,6 +269,8 @@ static void test_malformed_records(void)
 	CHECK(read_all(intkey, sizeof intkey, err, sizeof err) == -1 && strstr(err, "key is a uint, not a string"));
 	uint8_t dup[] = { 0x82, 0xa1, 'a', 0x01, 0xa1, 'a', 0x02 };
 	CHECK(read_all(dup, sizeof dup, err, sizeof err) == -1 && strstr(err, "duplicate key 'a'"));
+	uint8_t empty[] = { 0x81, 0xa0, 0x01 };
+	CHECK(read_all(empty, sizeof empty, err, sizeof err) == -1 && strstr(err, "key is empty"));
 	uint8_t nul[] = { 0x81, 0xa2, 'a', 0, 0x01 };
 	CHECK(read_all(nul, sizeof nul, err, sizeof err) == -1 && strstr(err, "NUL"));
 	/* Absurd sizes: claimed lengths far beyond the data are truncations, not allocations. */
