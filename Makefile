@@ -10,22 +10,24 @@ CC       ?= cc
 CFLAGS   ?= -O2 -g
 WARN     := -Wall -Wextra -Wno-missing-field-initializers
 CPPFLAGS += -Ilib -D_GNU_SOURCE
-LDLIBS   := -lpng -lz -lm -lpthread
+# OpenMP parallelises the CPU backend's loops; OpenBLAS does its sgemm.
+OMP      := -fopenmp
+LDLIBS   := -lopenblas -lpng -lz -lm -lpthread
 
 BUILD    ?= build/release
 BINDIR   ?= bin
 
 # Debian packages: libraries the tools link, and what the tests and fuzzers use.
 DEBS := libfaiss-dev libopenblas-dev libpng-dev libmsgpack-dev zlib1g-dev pkg-config \
-        clang libclang-rt-14-dev python3 python3-msgpack python3-numpy dataset-fashion-mnist
+        clang libclang-rt-14-dev libomp-dev python3 python3-msgpack python3-numpy dataset-fashion-mnist
 
 # CUDA is an accelerator, never a requirement: built when nvcc is found.
 NVCC ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 CUDA ?= $(if $(NVCC),1,0)
 
 TOOLS   := $(patsubst cmd/%.c,%,$(wildcard cmd/*.c))
-LIB_SRC := $(wildcard lib/*/*.c)
-LIB_CU  := $(wildcard lib/*/*.cu)
+LIB_SRC := $(wildcard lib/*/*.c lib/*/*/*.c)
+LIB_CU  := $(wildcard lib/*/*.cu lib/*/*/*.cu)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 ifeq ($(CUDA),1)
   CPPFLAGS += -DKNND_CUDA=1
@@ -39,6 +41,8 @@ FUZZ_SRC := $(wildcard tests/fuzz/*.c)
 
 .PHONY: FORCE all tests check asan asan-build fuzz fuzz-build deps bench clean
 .DEFAULT_GOAL := all
+# Keep objects of tools and tests between runs.
+.SECONDARY:
 
 # Missing Debian packages are installed before anything is built.
 ifeq ($(filter deps clean,$(MAKECMDGOALS)),)
@@ -66,7 +70,7 @@ $(BUILD)/libknnd.a: $(LIB_OBJ)
 
 # Objects depend on the flags they were built with, so that changing CC,
 # CFLAGS or CUDA rebuilds instead of mixing stale objects.
-FLAGS_LINE := $(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) CUDA=$(CUDA)
+FLAGS_LINE := $(CC) $(CPPFLAGS) $(CFLAGS) $(OMP) $(LDFLAGS) CUDA=$(CUDA)
 $(BUILD)/flags: FORCE
 	@mkdir -p $(dir $@)
 	@[ "$$(cat $@ 2>/dev/null)" = "$(FLAGS_LINE)" ] || echo "$(FLAGS_LINE)" > $@
@@ -74,7 +78,7 @@ FORCE:
 
 $(BUILD)/%.o: %.c $(BUILD)/flags
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(WARN) -MMD -MP -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(OMP) $(WARN) -MMD -MP -c -o $@ $<
 
 $(BUILD)/%.cu.o: %.cu $(BUILD)/flags
 	@mkdir -p $(dir $@)
@@ -82,15 +86,15 @@ $(BUILD)/%.cu.o: %.cu $(BUILD)/flags
 
 $(BINDIR)/%: $(BUILD)/cmd/%.o $(BUILD)/libknnd.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(OMP) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libknnd.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(UNIT_LDLIBS_$*)
+	$(CC) $(CFLAGS) $(OMP) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(UNIT_LDLIBS_$*)
 
 # Benchmark helper programs (bench/*.c), built like the tools.
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libknnd.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(OMP) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # test_interop checks our codec against msgpack-c, an independent implementation.
 UNIT_LDLIBS_test_msgpack_interop := -lmsgpackc
@@ -120,7 +124,7 @@ fuzz-build:
 	  CFLAGS="-O1 -g -fsanitize=fuzzer-no-link $(SAN)" $(FUZZ_BIN)
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c build/fuzz/libknnd.a
-	$(CC) $(CPPFLAGS) -O1 -g -fsanitize=fuzzer $(SAN) $(WARN) -o $@ $^ $(LDLIBS)
+	$(CC) $(CPPFLAGS) -O1 -g -fsanitize=fuzzer $(SAN) $(OMP) $(WARN) -o $@ $^ $(LDLIBS)
 
 # A longer fuzzing session: make fuzz FUZZ_SECONDS=600
 fuzz: fuzz-build

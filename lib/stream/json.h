@@ -42,6 +42,10 @@ int utf8_sequence_length(const uint8_t *s, size_t avail);
 /* Parses one JSON object (len bytes, no NUL needed) into r, which is
  * cleared first. Returns 0, or -1 with errorf("column N: problem"). */
 int json_read_record(const char *text, size_t len, struct record *r);
+/* Parses any JSON document (objects nested at most JSON_MAX_DEPTH) into one
+ * msgpack value appended to out, for reading config files and headers; walk
+ * it with mp_map_find. Returns 0, or -1 with errorf("column N: problem"). */
+int json_to_msgpack(const char *text, size_t len, struct mp_buf *out);
 /* Whether a line holds only JSON whitespace (skipped by ts-pack). */
 bool json_is_blank(const char *text, size_t len);
 

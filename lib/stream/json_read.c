@@ -750,3 +750,17 @@ int json_read_record(const char *text, size_t len, struct record *r)
 		record_clear(r);
 	return rc;
 }
+
+int json_to_msgpack(const char *text, size_t len, struct mp_buf *out)
+{
+	struct parser ps = { text, text, text + len, 0, { 0 } };
+	skip_ws(&ps);
+	int rc = parse_value(&ps, out);
+	if (rc == 0) {
+		skip_ws(&ps);
+		if (ps.p < ps.end)
+			rc = fail_at(&ps, ps.p, "unexpected %s after the value", found(&ps));
+	}
+	mp_buf_free(&ps.text);
+	return rc;
+}

@@ -136,6 +136,34 @@ int mp_skip_value(const uint8_t **p, const uint8_t *end, int max_depth)
 	return skip(p, end, 0, max_depth);
 }
 
+int mp_map_find(const uint8_t **p, const uint8_t *end, const char *key)
+{
+	struct mp_header h;
+	const uint8_t *q = *p;
+	int n = mp_decode_header(q, (size_t)(end - q), &h);
+	if (n <= 0 || h.type != MP_MAP)
+		return -1;
+	q += n;
+	size_t klen = strlen(key);
+	for (uint64_t i = 0; i < h.len; i++) {
+		struct mp_header kh;
+		n = mp_decode_header(q, (size_t)(end - q), &kh);
+		if (n <= 0)
+			return -1;
+		int match = kh.type == MP_STR && kh.len == klen && (size_t)(end - q - n) >= klen &&
+		            !memcmp(q + n, key, klen);
+		if (mp_skip_value(&q, end, 64) < 0)
+			return -1;
+		if (match) {
+			*p = q;
+			return 0;
+		}
+		if (mp_skip_value(&q, end, 64) < 0)
+			return -1;
+	}
+	return -1;
+}
+
 void mp_buf_reserve(struct mp_buf *b, size_t extra)
 {
 	if (b->len + extra <= b->cap)

@@ -30,6 +30,11 @@ const char *mp_type_name(enum mp_type t);
  * max_depth. */
 int mp_skip_value(const uint8_t **p, const uint8_t *end, int max_depth);
 
+/* In the map that starts at *p, finds the value of string key `key`: on
+ * success points *p at that value and returns 0; returns -1 if the value at
+ * *p is not a map, is malformed, or lacks the key. */
+int mp_map_find(const uint8_t **p, const uint8_t *end, const char *key);
+
 /* A growable output buffer. */
 struct mp_buf {
 	uint8_t *data;
