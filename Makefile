@@ -33,7 +33,7 @@ ifeq ($(CUDA),1)
   CPPFLAGS += -DKNND_CUDA=1
   CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
   LIB_OBJ += $(LIB_CU:%.cu=$(BUILD)/%.cu.o)
-  LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lstdc++
+  LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
 endif
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
