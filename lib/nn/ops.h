@@ -12,8 +12,9 @@
  * - Whatever a backward pass needs from its forward pass (means, reciprocal
  *   std, log-sum-exp rows) is an explicit argument the caller keeps.
  * - Random ops take (seed, offset) and draw from a counter-based generator:
- *   element i uses counter offset + i, so results do not depend on thread
- *   count or backend, and a backward pass can regenerate a dropout mask. */
+ *   element i uses counter offset + i (the scheme is spelled out in
+ *   nn/philox.h), so results do not depend on thread count or backend, and
+ *   a backward pass can regenerate a dropout mask. */
 #ifndef KNND_NN_OPS_H
 #define KNND_NN_OPS_H
 
@@ -36,7 +37,9 @@ int nn_conv2d_out_w(const struct nn_conv2d *g);
  * the output has Q's layout. The log-sum-exp of each score row ([B, H, Tq])
  * is saved for the backward pass. key_valid ([B, Tk], may be NULL) marks keys
  * that may be attended (1) or are padding (0); `causal` masks keys after the
- * query position (Tq == Tk). scale is usually 1/sqrt(D). */
+ * query position (Tq == Tk). scale is usually 1/sqrt(D). A query row that
+ * can see no key gets a zero output, lse = -inf and no gradient (PyTorch
+ * gives NaN there). */
 struct nn_attention {
 	int B, H, Tq, Tk, D;
 	int causal;
@@ -110,7 +113,8 @@ struct nn_ops {
 	void (*log_softmax_forward)(float *out, const float *inp, int N, int C);
 	void (*log_softmax_backward)(float *dinp, const float *out, const float *dout, int N, int C);
 
-	/* Fused scaled-dot-product attention (scores never fully materialised). */
+	/* Fused scaled-dot-product attention: scores exist only as per-thread tiles,
+	 * and the backward pass recomputes them from lse. */
 	void (*attention_forward)(float *out, float *lse, const float *q, const float *k,
 	                          const float *v, const struct nn_attention *a);
 	void (*attention_backward)(float *dq, float *dk, float *dv, const float *dout,

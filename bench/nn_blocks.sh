@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Engine blocks against PyTorch: the transformer block and the conv residual
+# block of issue 3, forward and forward+backward, timed by bench/nn_blocks.c
+# (ours) and bench/nn_blocks_torch.py (PyTorch) in the same invocation with
+# the same thread count, and the ratio torch_time / our_time (above 1: ours
+# is faster).
+#   bash bench/nn_blocks.sh      (or: make bench)
+# Settings (environment): BENCH_THREADS (2), BENCH_RUNS (10), BENCH_WARMUP (2),
+# BENCH_ROUNDS (2: each program runs this many times, taking turns),
+# BENCH_BREAKDOWN (1: per-op time of ours and torch's profiler table),
+# BENCH_ONLY (transformer or conv), KNND_BENCH_BIN (build/release/bench),
+# KNND_PYTHON (/usr/bin/python3, which has torch). See bench/README.md.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+THREADS=${BENCH_THREADS:-2}
+RUNS=${BENCH_RUNS:-10}
+WARMUP=${BENCH_WARMUP:-2}
+ROUNDS=${BENCH_ROUNDS:-2}
+PY=${KNND_PYTHON:-/usr/bin/python3}
+OURS=${KNND_BENCH_BIN:-$root/build/release/bench}/nn_blocks
+
+say() { printf '%s\n' "$*"; }
+fail() { say "nn_blocks: $*" >&2; exit 1; }
+
+[ -x "$OURS" ] || fail "$OURS not found; run make bench"
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/knnd-nn-blocks.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+opts=(--runs "$RUNS" --warmup "$WARMUP")
+[ -n "${BENCH_ONLY:-}" ] && opts+=(--only "$BENCH_ONLY")
+ours_opts=() torch_opts=()
+[ "${BENCH_BREAKDOWN:-0}" = 1 ] && ours_opts+=(--breakdown) torch_opts+=(--profile)
+
+say "== engine blocks vs PyTorch ($THREADS threads; per pass the best of $RUNS runs after $WARMUP warm-up, best over $ROUNDS rounds)"
+have_torch=1
+"$PY" -c 'import torch' 2>/dev/null || {
+	say "nn_blocks: $PY has no torch; PyTorch's side and the ratios are skipped"
+	have_torch=0
+}
+# The two programs take turns, so that a burst of load from elsewhere on a
+# shared machine hits both sides alike; the best round counts.
+: >"$tmp/ours" >"$tmp/torch"
+for ((round = 1; round <= ROUNDS; round++)); do
+	OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS \
+		"$OURS" "${opts[@]}" "${ours_opts[@]}" >"$tmp/ours.$round" || fail "$OURS failed"
+	cat "$tmp/ours.$round" >>"$tmp/ours"
+	if [ "$have_torch" = 1 ]; then
+		OMP_WAIT_POLICY=passive OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS \
+			"$PY" "$root/bench/nn_blocks_torch.py" --threads "$THREADS" "${opts[@]}" "${torch_opts[@]}" \
+			>"$tmp/torch.$round" || fail "bench/nn_blocks_torch.py failed"
+		cat "$tmp/torch.$round" >>"$tmp/torch"
+	fi
+done
+# The readable lines of the last round.
+grep '^#' "$tmp/ours.$ROUNDS" | sed 's/^# \{0,1\}/ours:  /'
+[ "$have_torch" = 0 ] || grep '^#' "$tmp/torch.$ROUNDS" | sed 's/^# \{0,1\}/torch: /'
+
+# One row per block and pass: times, GFLOP/s, fraction of our measured sgemm
+# peak, and the ratio torch/ours against the issue's targets.
+say ""
+awk -v have_torch="$have_torch" '
+	FNR == 1 { file++ }
+	/^peak / && file == 1 && $2 > peak { peak = $2 }
+	/^result / {
+		key = $2 " " $3
+		if (file == 1) {
+			if (!(key in ours)) order[++n] = key
+			if (!(key in ours) || $4 < ours[key]) { ours[key] = $4; ours_med[key] = $5 }
+			gflop[key] = $6
+		} else if (!(key in torch) || $4 < torch[key]) {
+			torch[key] = $4; torch_med[key] = $5
+		}
+	}
+	END {
+		target["transformer"] = 1.5; target["conv"] = 1.0
+		printf "%-11s %-16s %8s %8s %7s %6s %8s %8s %7s %6s %10s %6s\n", "block", "pass", "ours ms", "median",
+		       "GFLOP/s", "peak", "torch ms", "median", "GFLOP/s", "peak", "torch/ours", "target"
+		for (i = 1; i <= n; i++) {
+			k = order[i]; split(k, kp, " ")
+			ogf = gflop[k] / (ours[k] / 1e3)
+			line = sprintf("%-11s %-16s %8.2f %8.2f %7.1f %5.1f%%", kp[1], kp[2], ours[k], ours_med[k], ogf,
+			               100 * ogf / peak)
+			if (have_torch && (k in torch)) {
+				tgf = gflop[k] / (torch[k] / 1e3); ratio = torch[k] / ours[k]
+				line = line sprintf(" %8.2f %8.2f %7.1f %5.1f%% %10.2f %5.1fx", torch[k], torch_med[k], tgf,
+				                    100 * tgf / peak, ratio, target[kp[1]])
+				if (!(kp[1] in verdict)) verdict[kp[1]] = 1
+				if (ratio < target[kp[1]]) verdict[kp[1]] = 0
+			}
+			print line
+		}
+		printf "sgemm peak (2048^3 cblas_sgemm, best over rounds): %.1f GFLOP/s\n", peak
+		for (b in target)
+			if (b in verdict) printf "target %s >= %.1fx PyTorch on both passes: %s\n", b, target[b], verdict[b] ? "met" : "MISSED"
+	}' "$tmp/ours" "$tmp/torch"
