@@ -12,13 +12,13 @@ WARN     := -Wall -Wextra -Wno-missing-field-initializers
 CPPFLAGS += -Ilib -D_GNU_SOURCE
 # OpenMP parallelises the CPU backend's loops; OpenBLAS does its sgemm.
 OMP      := -fopenmp
-LDLIBS   := -lopenblas -lpng -lz -lm -lpthread
+LDLIBS   := -lopenblas -licuuc -lpng -lz -lm -lpthread
 
 BUILD    ?= build/release
 BINDIR   ?= bin
 
 # Debian packages: libraries the tools link, and what the tests and fuzzers use.
-DEBS := libfaiss-dev libopenblas-dev libpng-dev libmsgpack-dev zlib1g-dev pkg-config \
+DEBS := libfaiss-dev libopenblas-dev libpng-dev libmsgpack-dev zlib1g-dev libicu-dev pkg-config \
         clang libclang-rt-14-dev libomp-dev python3 python3-msgpack python3-numpy dataset-fashion-mnist
 
 # CUDA is an accelerator, never a requirement: built when nvcc is found.
