@@ -75,10 +75,12 @@ struct nn_ops {
 	void (*conv2d_backward)(float *dinp, float *dweight, float *dbias, const float *dout,
 	                        const float *inp, const float *weight, const struct nn_conv2d *g);
 
-	/* Nearest-neighbour upsampling of [N, H, W] planes by an integer factor. */
+	/* Nearest-neighbour upsampling of [N, H, W] planes by an integer factor
+	 * (H, W are the input's size here and for avgpool). */
 	void (*upsample_forward)(float *out, const float *inp, int N, int H, int W, int factor);
 	void (*upsample_backward)(float *dinp, const float *dout, int N, int H, int W, int factor);
-	/* Average pooling of [N, H, W] planes with a factor x factor window and stride. */
+	/* Average pooling of [N, H, W] planes with a factor x factor window and
+	 * stride; H and W must be multiples of the factor. */
 	void (*avgpool_forward)(float *out, const float *inp, int N, int H, int W, int factor);
 	void (*avgpool_backward)(float *dinp, const float *dout, int N, int H, int W, int factor);
 

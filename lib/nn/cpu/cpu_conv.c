@@ -34,25 +34,6 @@
 #include "nn/cpu/cpu_math.h"
 #include "nn/cpu/cpu_scratch.h"
 
-/* ---- Geometry --------------------------------------------------------- */
-
-/* Output positions of a kernel of size k sliding with `stride` over
- * `padded` positions (0 when it does not fit once). */
-static int out_size(int padded, int k, int stride)
-{
-	return padded < k || stride <= 0 ? 0 : (padded - k) / stride + 1;
-}
-
-int nn_conv2d_out_h(const struct nn_conv2d *g)
-{
-	return out_size(g->H + g->pad_top + g->pad_bottom, g->KH, g->stride);
-}
-
-int nn_conv2d_out_w(const struct nn_conv2d *g)
-{
-	return out_size(g->W + g->pad_left + g->pad_right, g->KW, g->stride);
-}
-
 /* ---- im2col ------------------------------------------------------------ */
 
 /* Floats in one unfolded tile (K rows by tile columns): 1 MiB keeps it in
@@ -301,14 +282,17 @@ static void unfolded_backward(float *dinp, float *dweight, const float *dout, co
  * its range). The transformed weights U and output gradient dM are shared;
  * each band's dM is made by all threads, hence two barriers per band. */
 
-/* Tiles per band (bands are cut in whole tile rows). Forward: enough for
- * OpenBLAS to run at speed, few enough that one 32x32 image makes two units
- * of work for the threads (128 to 512 measured the same). Backward: larger,
- * as every band costs two barriers, and its products are split among the
- * threads and must stay large (cpu_product_threads): 64 channels need 733
- * tiles for two threads. */
-#define WINO_FORWARD_TILES 128
-#define WINO_BACKWARD_TILES 1024
+/* Multiply-adds of one of a band's 16 products (OC x IC x tiles), which
+ * sets the band height. Forward: small bands keep a band's transformed
+ * input and output in a core's L2 between the transforms and the products
+ * (measured with 128 channels on 32x32: 32 tiles 10% faster than 128), and
+ * give the threads work even for one image. Backward: larger, as every band
+ * costs two barriers and its products are split among the threads, whose
+ * shares must stay large (cpu_product_threads). Never fewer tiles than
+ * WINO_MIN_TILES, or the products get too thin for OpenBLAS. */
+#define WINO_FORWARD_MNK (1 << 19)
+#define WINO_BACKWARD_MNK (1 << 24)
+#define WINO_MIN_TILES 32
 /* Floats of working memory one band may use (16 MiB). */
 #define WINO_BAND_FLOATS (1 << 22)
 /* Below this many channels on either side the 16 products are too thin for
@@ -345,7 +329,7 @@ static void wino_set_band(struct wino_dims *w, int band)
 /* The band height depends only on the geometry and the pass, never on the
  * thread count, so the products, and so the results, are the same on any
  * number of threads. */
-static struct wino_dims wino_dims(const struct nn_conv2d *g, long band_tiles)
+static struct wino_dims wino_dims(const struct nn_conv2d *g, long band_mnk)
 {
 	struct wino_dims w;
 	w.OH = nn_conv2d_out_h(g);
@@ -354,8 +338,11 @@ static struct wino_dims wino_dims(const struct nn_conv2d *g, long band_tiles)
 	w.TX = (w.OW + 1) / 2;
 	w.Wt = 2 * w.TX + 2;
 	long per_tile = 16L * (g->IC + g->OC) + 4L * g->IC;
-	long tiles = WINO_BAND_FLOATS / per_tile < band_tiles ? WINO_BAND_FLOATS / per_tile
-	                                                       : band_tiles;
+	long tiles = band_mnk / ((long)g->IC * g->OC) + 1;
+	if (tiles < WINO_MIN_TILES)
+		tiles = WINO_MIN_TILES;
+	if (tiles > WINO_BAND_FLOATS / per_tile)
+		tiles = WINO_BAND_FLOATS / per_tile;
 	wino_set_band(&w, (int)(tiles / w.TX));
 	return w;
 }
@@ -417,6 +404,55 @@ static void wino_weights_backward(float *restrict dweight, const float *restrict
  * layout would need stride-2 gathers. A padded input row has TX+1 columns in
  * each half (Wt = 2*TX + 2 in all); an output row has TX. */
 
+/* Where input column iw of a padded row goes: padded column j = iw + pl,
+ * so even input columns land in one half and odd ones in the other, at
+ * consecutive places. */
+struct row_split {
+	int even_in_odd_half; /* pl odd: even input columns are odd padded ones */
+	int k_even, k_odd;    /* place of input columns 0 and 1 in their halves */
+};
+
+static struct row_split row_split(int pl)
+{
+	return (struct row_split){pl & 1, pl >> 1, (pl + 1) >> 1};
+}
+
+/* e, o: the even and odd halves of a padded row; src: an input row of W. */
+CPU_BODY void wino_split_row_body(float *restrict e, float *restrict o, const float *restrict src,
+                                  int W, struct row_split s)
+{
+	float *a = (s.even_in_odd_half ? o : e) + s.k_even;
+	float *b = (s.even_in_odd_half ? e : o) + s.k_odd;
+	#pragma omp simd
+	for (int m = 0; m < W / 2; m++) {
+		a[m] = src[2 * m];
+		b[m] = src[2 * m + 1];
+	}
+	if (W & 1)
+		a[W / 2] = src[W - 1];
+}
+CPU_DISPATCH(wino_split_row, (float *restrict e, float *restrict o, const float *restrict src,
+                              int W, struct row_split s),
+             (e, o, src, W, s))
+
+/* The adjoint: dst (an input row of W) += the padded row's halves. */
+CPU_BODY void wino_merge_row_body(float *restrict dst, const float *restrict e,
+                                  const float *restrict o, int W, struct row_split s)
+{
+	const float *a = (s.even_in_odd_half ? o : e) + s.k_even;
+	const float *b = (s.even_in_odd_half ? e : o) + s.k_odd;
+	#pragma omp simd
+	for (int m = 0; m < W / 2; m++) {
+		dst[2 * m] += a[m];
+		dst[2 * m + 1] += b[m];
+	}
+	if (W & 1)
+		dst[W - 1] += a[W / 2];
+}
+CPU_DISPATCH(wino_merge_row, (float *restrict dst, const float *restrict e,
+                              const float *restrict o, int W, struct row_split s),
+             (dst, e, o, W, s))
+
 /* Copies input channels [c0, c1) of one image, for the band of tile rows
  * [ty0, ty0 + nty), into zero-bordered planes of (2*nty + 2) rows of Wt:
  * row r is input row 2*ty0 + r - pad_top, padded column j is input column
@@ -425,7 +461,8 @@ static void wino_pad_band(float *restrict pad, const float *restrict img,
                           const struct nn_conv2d *g, const struct wino_dims *w, int ty0,
                           int nty, int c0, int c1)
 {
-	int R = 2 * nty + 2, half = w->TX + 1, pl = g->pad_left;
+	int R = 2 * nty + 2, half = w->TX + 1;
+	struct row_split split = row_split(g->pad_left);
 	for (int c = c0; c < c1; c++) {
 		float *p = pad + (size_t)(c - c0) * R * w->Wt;
 		const float *plane = img + (size_t)c * g->H * g->W;
@@ -433,13 +470,8 @@ static void wino_pad_band(float *restrict pad, const float *restrict img,
 			int ih = 2 * ty0 + r - g->pad_top;
 			for (int j = 0; j < w->Wt; j++)
 				p[j] = 0;
-			if (ih < 0 || ih >= g->H)
-				continue;
-			const float *src = plane + (size_t)ih * g->W;
-			for (int iw = 0; iw < g->W; iw++) {
-				int j = iw + pl;
-				p[(j & 1) * half + (j >> 1)] = src[iw];
-			}
+			if (ih >= 0 && ih < g->H)
+				wino_split_row(p, p + half, plane + (size_t)ih * g->W, g->W, split);
 		}
 	}
 }
@@ -654,7 +686,7 @@ CPU_DISPATCH(wino_output_backward, (float *restrict dM, size_t ldx, const float 
 static void winograd_forward(float *out, const float *inp, const float *weight,
                              const float *bias, const struct nn_conv2d *g)
 {
-	struct wino_dims w = wino_dims(g, WINO_FORWARD_TILES);
+	struct wino_dims w = wino_dims(g, WINO_FORWARD_MNK);
 	int IC = g->IC, OC = g->OC;
 	size_t tiles = (size_t)w.band * w.TX;
 	size_t pad_floats = (size_t)IC * (2 * w.band + 2) * w.Wt;
@@ -695,7 +727,7 @@ static void winograd_forward(float *out, const float *inp, const float *weight,
 static void winograd_backward(float *dinp, float *dweight, const float *dout, const float *inp,
                               const float *weight, const struct nn_conv2d *g)
 {
-	struct wino_dims w = wino_dims(g, WINO_BACKWARD_TILES);
+	struct wino_dims w = wino_dims(g, WINO_BACKWARD_MNK);
 	int IC = g->IC, OC = g->OC;
 	size_t tiles = (size_t)w.band * w.TX, xi_plane = (size_t)OC * IC;
 	size_t in_image = (size_t)IC * g->H * g->W, out_image = (size_t)OC * w.OH * w.OW;
@@ -752,6 +784,7 @@ static void winograd_backward(float *dinp, float *dweight, const float *dout, co
 						            U + xi * xi_plane + c0, IC, dM + (size_t)xi * OC * n, n, 0,
 						            V + (size_t)xi * nc * n, n);
 					int R = 2 * nty + 2;
+					struct row_split split = row_split(g->pad_left);
 					for (int ic = 0; ic < nc; ic++) {
 						for (size_t i = 0; i < (size_t)R * w.Wt; i++)
 							dpad[i] = 0;
@@ -760,14 +793,10 @@ static void winograd_backward(float *dinp, float *dweight, const float *dout, co
 						float *plane = dimg + (size_t)(c0 + ic) * g->H * g->W;
 						for (int r = 0; r < R; r++) {
 							int ih = 2 * ty0 + r - g->pad_top;
-							if (ih < 0 || ih >= g->H)
-								continue;
-							float *restrict dst = plane + (size_t)ih * g->W;
-							const float *src = dpad + (size_t)r * w.Wt;
-							for (int iw = 0; iw < g->W; iw++) {
-								int j = iw + g->pad_left;
-								dst[iw] += src[(j & 1) * (w.TX + 1) + (j >> 1)];
-							}
+							const float *e = dpad + (size_t)r * w.Wt;
+							if (ih >= 0 && ih < g->H)
+								wino_merge_row(plane + (size_t)ih * g->W, e, e + w.TX + 1,
+								               g->W, split);
 						}
 					}
 				}
