@@ -13,7 +13,8 @@ static const char help[] =
 	"Usage: img-read [--keep-alpha] [--skip-bad] [PATH...]\n"
 	"Reads PNG and binary PGM/PPM (P5/P6) files and writes one record per file\n"
 	"to stdout: 'path' (as given), 'id' (the file name without directory and\n"
-	"extension) and 'image' (uint8 [H,W,C]). With no PATH, reads paths from\n"
+	"extension), 'mode' (Pillow's name for the file's mode: 1, L, I, LA, P, RGB\n"
+	"or RGBA) and 'image' (uint8 [H,W,C]). With no PATH, reads paths from\n"
 	"stdin, one per line. The format comes from the file's first bytes.\n"
 	"\n"
 	"By default alpha is composited onto white and palettes become RGB, so C is\n"
@@ -51,6 +52,7 @@ static void emit_image(struct ts_writer *out, struct record *r, const char *path
 	char *id = image_id_from_path(path);
 	record_set_str(r, "id", id);
 	free(id);
+	record_set_str(r, "mode", img.mode);
 	image_to_record(r, "image", &img);
 	if (ts_write(out, r) < 0)
 		die("%s", error_message());

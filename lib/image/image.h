@@ -19,6 +19,10 @@ struct record;
 struct image {
 	int width, height, channels;
 	uint8_t *pixels; /* height * width * channels bytes */
+	/* Pillow's name for the file's own mode ("1", "L", "I", "LA", "P", "RGB",
+	 * "RGBA"), set by the decoders. Pillow resizes "P" and "1" images with
+	 * NEAREST whatever filter is asked for, so exact preprocessing needs it. */
+	char mode[8];
 };
 
 /* What a decoder does with transparency. */

@@ -9,6 +9,7 @@
 #include <png.h>
 #include <setjmp.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/error.h"
@@ -58,6 +59,18 @@ static void set_transforms(png_structp png, png_infop info, enum image_alpha alp
 		png_set_strip_16(png);
 }
 
+/* Pillow's mode for a PNG's colour type and bit depth. */
+static const char *pillow_mode(int color, int depth)
+{
+	switch (color) {
+	case PNG_COLOR_TYPE_GRAY: return depth == 1 ? "1" : depth == 16 ? "I" : "L";
+	case PNG_COLOR_TYPE_GRAY_ALPHA: return "LA";
+	case PNG_COLOR_TYPE_PALETTE: return "P";
+	case PNG_COLOR_TYPE_RGB_ALPHA: return "RGBA";
+	default: return "RGB";
+	}
+}
+
 /* Everything between setjmp and the last libpng call lives here, and keeps
  * its state in *img, so nothing it changed is lost when libpng longjmps. */
 static int decode_rows(png_structp png, png_infop info, struct png_source *src,
@@ -68,6 +81,7 @@ static int decode_rows(png_structp png, png_infop info, struct png_source *src,
 	png_set_read_fn(png, src, read_from_memory);
 	png_set_user_limits(png, IMAGE_MAX_SIDE, IMAGE_MAX_SIDE);
 	png_read_info(png, info);
+	const char *mode = pillow_mode(png_get_color_type(png, info), png_get_bit_depth(png, info));
 	set_transforms(png, info, alpha);
 	int passes = png_set_interlace_handling(png);
 	png_read_update_info(png, info);
@@ -76,6 +90,7 @@ static int decode_rows(png_structp png, png_infop info, struct png_source *src,
 	int channels = png_get_channels(png, info);
 	if (image_alloc(img, width, height, channels) < 0)
 		return -1;
+	snprintf(img->mode, sizeof img->mode, "%s", mode);
 	if (png_get_rowbytes(png, info) != (size_t)width * channels)
 		return errorf("bad PNG: unexpected row size");
 	/* Interlaced images fill in the same rows on every pass. */

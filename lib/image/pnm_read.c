@@ -8,6 +8,7 @@
 #include "image/image.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/error.h"
@@ -77,6 +78,7 @@ int pnm_decode(const void *data, size_t len, struct image *img)
 		return errorf("PNM data is truncated: %zu of %zu bytes", len - c.pos, nsamples * sample_bytes);
 
 	image_alloc(img, width, height, channels);
+	snprintf(img->mode, sizeof img->mode, "%s", channels == 3 ? "RGB" : maxval > 255 ? "I" : "L");
 	const uint8_t *in = c.p + c.pos;
 	for (size_t i = 0; i < nsamples; i++) {
 		unsigned v = sample_bytes == 1 ? in[i] : (unsigned)in[2 * i] << 8 | in[2 * i + 1];
