@@ -1,0 +1,751 @@
+/* ftfy's mojibake repair (ftfy.fix_encoding, ftfy 6.3.1): text that was
+ * UTF-8 but got decoded in a single-byte code page ("cafÃ©") is encoded
+ * back to those bytes and decoded as UTF-8 ("café").
+ *
+ * ftfy only tries that on text its "badness" heuristic flags: a search for
+ * about forty patterns of characters that are common in mojibake and rare
+ * side by side in real text. The heuristic, the code pages, the order they
+ * are tried in and the byte-level repairs below are ftfy's; the character
+ * sets are its MOJIBAKE_CATEGORIES and UTF8_CLUES, tabulated here. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/tool.h"
+#include "text/charmaps.h"
+#include "text/text_clean.h"
+
+/* ---- character sets ---- */
+
+/* ftfy.badness.MOJIBAKE_CATEGORIES, one bit each. */
+enum {
+	C1 = 1 << 0,         /* U+0080..U+009F */
+	BAD = 1 << 1,        /* almost only ever seen in mojibake: ¦ ¤ ¨ ¬ ¯ ¸ ƒ ˆ ˇ ˘ ˛ ˜ † ‡ ‰ ⌐ ◊ � ª º */
+	LAW = 1 << 2,        /* ¶ § */
+	CURRENCY = 1 << 3,   /* ¢ £ ¥ ₧ € */
+	START_PUNCT = 1 << 4,
+	END_PUNCT = 1 << 5,
+	NUMERIC = 1 << 6,
+	KAOMOJI = 1 << 7,    /* letters that emoticons use, and ° */
+	UPPER_ACCENTED = 1 << 8,
+	LOWER_ACCENTED = 1 << 9,
+	UPPER_COMMON = 1 << 10, /* Þ, Greek and Cyrillic capitals */
+	LOWER_COMMON = 1 << 11,
+	BOX = 1 << 12,       /* box drawing and block elements */
+	COMMON = 1 << 13,    /* NBSP, soft hyphen, · ´ – — ― … ’ */
+};
+
+struct cp_mask {
+	uint16_t cp, mask;
+};
+
+static const struct cp_mask badness_table[] = {
+	{ 0x0080, 0x0001 }, { 0x0081, 0x0001 }, { 0x0082, 0x0001 }, { 0x0083, 0x0001 }, { 0x0084, 0x0001 }, { 0x0085, 0x0001 },
+	{ 0x0086, 0x0001 }, { 0x0087, 0x0001 }, { 0x0088, 0x0001 }, { 0x0089, 0x0001 }, { 0x008a, 0x0001 }, { 0x008b, 0x0001 },
+	{ 0x008c, 0x0001 }, { 0x008d, 0x0001 }, { 0x008e, 0x0001 }, { 0x008f, 0x0001 }, { 0x0090, 0x0001 }, { 0x0091, 0x0001 },
+	{ 0x0092, 0x0001 }, { 0x0093, 0x0001 }, { 0x0094, 0x0001 }, { 0x0095, 0x0001 }, { 0x0096, 0x0001 }, { 0x0097, 0x0001 },
+	{ 0x0098, 0x0001 }, { 0x0099, 0x0001 }, { 0x009a, 0x0001 }, { 0x009b, 0x0001 }, { 0x009c, 0x0001 }, { 0x009d, 0x0001 },
+	{ 0x009e, 0x0001 }, { 0x009f, 0x0001 }, { 0x00a0, 0x2000 }, { 0x00a1, 0x0010 }, { 0x00a2, 0x0008 }, { 0x00a3, 0x0008 },
+	{ 0x00a4, 0x0002 }, { 0x00a5, 0x0008 }, { 0x00a6, 0x0002 }, { 0x00a7, 0x0004 }, { 0x00a8, 0x0002 }, { 0x00a9, 0x0010 },
+	{ 0x00aa, 0x0002 }, { 0x00ab, 0x0010 }, { 0x00ac, 0x0002 }, { 0x00ad, 0x2000 }, { 0x00ae, 0x0020 }, { 0x00af, 0x0002 },
+	{ 0x00b0, 0x0080 }, { 0x00b1, 0x0040 }, { 0x00b2, 0x0040 }, { 0x00b3, 0x0040 }, { 0x00b4, 0x2000 }, { 0x00b5, 0x0040 },
+	{ 0x00b6, 0x0004 }, { 0x00b7, 0x2000 }, { 0x00b8, 0x0002 }, { 0x00b9, 0x0040 }, { 0x00ba, 0x0002 }, { 0x00bb, 0x0020 },
+	{ 0x00bc, 0x0040 }, { 0x00bd, 0x0040 }, { 0x00be, 0x0040 }, { 0x00bf, 0x0010 }, { 0x00c0, 0x0100 }, { 0x00c1, 0x0100 },
+	{ 0x00c2, 0x0100 }, { 0x00c3, 0x0100 }, { 0x00c4, 0x0100 }, { 0x00c5, 0x0100 }, { 0x00c6, 0x0100 }, { 0x00c7, 0x0100 },
+	{ 0x00c8, 0x0100 }, { 0x00c9, 0x0100 }, { 0x00ca, 0x0100 }, { 0x00cb, 0x0100 }, { 0x00cc, 0x0100 }, { 0x00cd, 0x0100 },
+	{ 0x00ce, 0x0100 }, { 0x00cf, 0x0100 }, { 0x00d0, 0x0100 }, { 0x00d1, 0x0100 }, { 0x00d2, 0x0080 }, { 0x00d3, 0x0080 },
+	{ 0x00d4, 0x0080 }, { 0x00d5, 0x0080 }, { 0x00d6, 0x0080 }, { 0x00d7, 0x0040 }, { 0x00d8, 0x0100 }, { 0x00d9, 0x0080 },
+	{ 0x00da, 0x0080 }, { 0x00db, 0x0080 }, { 0x00dc, 0x0180 }, { 0x00dd, 0x0100 }, { 0x00de, 0x0400 }, { 0x00df, 0x0200 },
+	{ 0x00e0, 0x0200 }, { 0x00e1, 0x0200 }, { 0x00e2, 0x0200 }, { 0x00e3, 0x0200 }, { 0x00e4, 0x0200 }, { 0x00e5, 0x0200 },
+	{ 0x00e6, 0x0200 }, { 0x00e7, 0x0200 }, { 0x00e8, 0x0200 }, { 0x00e9, 0x0200 }, { 0x00ea, 0x0200 }, { 0x00eb, 0x0200 },
+	{ 0x00ec, 0x0200 }, { 0x00ed, 0x0200 }, { 0x00ee, 0x0200 }, { 0x00ef, 0x0200 }, { 0x00f0, 0x0200 }, { 0x00f1, 0x0200 },
+	{ 0x00f2, 0x0080 }, { 0x00f3, 0x0080 }, { 0x00f4, 0x0080 }, { 0x00f5, 0x0080 }, { 0x00f6, 0x0080 }, { 0x00f7, 0x0040 },
+	{ 0x00f8, 0x0080 }, { 0x00f9, 0x0080 }, { 0x00fa, 0x0080 }, { 0x00fb, 0x0080 }, { 0x00fc, 0x0280 }, { 0x0100, 0x0100 },
+	{ 0x0101, 0x0200 }, { 0x0102, 0x0100 }, { 0x0103, 0x0200 }, { 0x0104, 0x0100 }, { 0x0105, 0x0200 }, { 0x0106, 0x0100 },
+	{ 0x0107, 0x0200 }, { 0x010c, 0x0100 }, { 0x010d, 0x0200 }, { 0x010e, 0x0100 }, { 0x010f, 0x0200 }, { 0x0110, 0x0100 },
+	{ 0x0111, 0x0200 }, { 0x0112, 0x0100 }, { 0x0113, 0x0200 }, { 0x0116, 0x0100 }, { 0x0117, 0x0200 }, { 0x0118, 0x0100 },
+	{ 0x0119, 0x0200 }, { 0x011a, 0x0100 }, { 0x011b, 0x0200 }, { 0x011e, 0x0100 }, { 0x011f, 0x0200 }, { 0x0122, 0x0100 },
+	{ 0x0123, 0x0200 }, { 0x012a, 0x0100 }, { 0x012b, 0x0200 }, { 0x012f, 0x0200 }, { 0x0130, 0x0100 }, { 0x0136, 0x0100 },
+	{ 0x0137, 0x0200 }, { 0x0139, 0x0100 }, { 0x013a, 0x0200 }, { 0x013b, 0x0100 }, { 0x013c, 0x0200 }, { 0x013d, 0x0100 },
+	{ 0x013e, 0x0200 }, { 0x0141, 0x0100 }, { 0x0142, 0x0200 }, { 0x0143, 0x0100 }, { 0x0145, 0x0100 }, { 0x0147, 0x0100 },
+	{ 0x014c, 0x0080 }, { 0x0150, 0x0080 }, { 0x0152, 0x0100 }, { 0x0153, 0x0200 }, { 0x0155, 0x0200 }, { 0x0158, 0x0100 },
+	{ 0x015a, 0x0100 }, { 0x015b, 0x0200 }, { 0x015e, 0x0100 }, { 0x015f, 0x0200 }, { 0x0160, 0x0100 }, { 0x0161, 0x0200 },
+	{ 0x0162, 0x0100 }, { 0x0164, 0x0100 }, { 0x0165, 0x0200 }, { 0x016a, 0x0080 }, { 0x016e, 0x0100 }, { 0x0170, 0x0100 },
+	{ 0x0172, 0x0080 }, { 0x0178, 0x0100 }, { 0x0179, 0x0100 }, { 0x017a, 0x0200 }, { 0x017b, 0x0100 }, { 0x017c, 0x0200 },
+	{ 0x017d, 0x0100 }, { 0x017e, 0x0200 }, { 0x0192, 0x0002 }, { 0x02c6, 0x0002 }, { 0x02c7, 0x0002 }, { 0x02d8, 0x0002 },
+	{ 0x02db, 0x0002 }, { 0x02dc, 0x0002 }, { 0x02dd, 0x0020 }, { 0x0384, 0x0010 }, { 0x0385, 0x0010 }, { 0x0386, 0x0400 },
+	{ 0x0388, 0x0400 }, { 0x0389, 0x0400 }, { 0x038a, 0x0400 }, { 0x038c, 0x0400 }, { 0x038e, 0x0400 }, { 0x038f, 0x0400 },
+	{ 0x0391, 0x0400 }, { 0x0392, 0x0400 }, { 0x0393, 0x0400 }, { 0x0394, 0x0400 }, { 0x0395, 0x0400 }, { 0x0396, 0x0400 },
+	{ 0x0397, 0x0400 }, { 0x0398, 0x0400 }, { 0x0399, 0x0400 }, { 0x039a, 0x0400 }, { 0x039b, 0x0400 }, { 0x039c, 0x0400 },
+	{ 0x039d, 0x0400 }, { 0x039e, 0x0400 }, { 0x039f, 0x0400 }, { 0x03a0, 0x0400 }, { 0x03a1, 0x0400 }, { 0x03a2, 0x0400 },
+	{ 0x03a3, 0x0400 }, { 0x03a4, 0x0400 }, { 0x03a5, 0x0400 }, { 0x03a6, 0x0400 }, { 0x03a7, 0x0400 }, { 0x03a8, 0x0400 },
+	{ 0x03a9, 0x0400 }, { 0x03aa, 0x0400 }, { 0x03ab, 0x0400 }, { 0x03ac, 0x0800 }, { 0x03ad, 0x0800 }, { 0x03ae, 0x0800 },
+	{ 0x03af, 0x0800 }, { 0x03b0, 0x0800 }, { 0x03b1, 0x0800 }, { 0x03b2, 0x0800 }, { 0x03b3, 0x0800 }, { 0x03b4, 0x0800 },
+	{ 0x03b5, 0x0800 }, { 0x03b6, 0x0800 }, { 0x03b7, 0x0800 }, { 0x03b8, 0x0800 }, { 0x03b9, 0x0800 }, { 0x03ba, 0x0800 },
+	{ 0x03bb, 0x0800 }, { 0x03bc, 0x0800 }, { 0x03bd, 0x0800 }, { 0x03be, 0x0800 }, { 0x03bf, 0x0800 }, { 0x03c0, 0x0800 },
+	{ 0x03c1, 0x0800 }, { 0x03c2, 0x0800 }, { 0x03c3, 0x0800 }, { 0x03c4, 0x0800 }, { 0x03c5, 0x0800 }, { 0x03c6, 0x0800 },
+	{ 0x03c7, 0x0800 }, { 0x03c8, 0x0800 }, { 0x03c9, 0x0800 }, { 0x0401, 0x0400 }, { 0x0402, 0x0400 }, { 0x0403, 0x0400 },
+	{ 0x0404, 0x0400 }, { 0x0405, 0x0400 }, { 0x0406, 0x0400 }, { 0x0407, 0x0400 }, { 0x0408, 0x0400 }, { 0x0409, 0x0400 },
+	{ 0x040a, 0x0400 }, { 0x040b, 0x0400 }, { 0x040c, 0x0400 }, { 0x040d, 0x0400 }, { 0x040e, 0x0400 }, { 0x040f, 0x0400 },
+	{ 0x0410, 0x0400 }, { 0x0411, 0x0400 }, { 0x0412, 0x0400 }, { 0x0413, 0x0400 }, { 0x0414, 0x0400 }, { 0x0415, 0x0400 },
+	{ 0x0416, 0x0400 }, { 0x0417, 0x0400 }, { 0x0418, 0x0400 }, { 0x0419, 0x0400 }, { 0x041a, 0x0400 }, { 0x041b, 0x0400 },
+	{ 0x041c, 0x0400 }, { 0x041d, 0x0400 }, { 0x041e, 0x0400 }, { 0x041f, 0x0400 }, { 0x0420, 0x0400 }, { 0x0421, 0x0400 },
+	{ 0x0422, 0x0400 }, { 0x0423, 0x0400 }, { 0x0424, 0x0400 }, { 0x0425, 0x0400 }, { 0x0426, 0x0400 }, { 0x0427, 0x0400 },
+	{ 0x0428, 0x0400 }, { 0x0429, 0x0400 }, { 0x042a, 0x0400 }, { 0x042b, 0x0400 }, { 0x042c, 0x0400 }, { 0x042d, 0x0400 },
+	{ 0x042e, 0x0400 }, { 0x042f, 0x0400 }, { 0x0430, 0x0800 }, { 0x0431, 0x0800 }, { 0x0432, 0x0800 }, { 0x0433, 0x0800 },
+	{ 0x0434, 0x0800 }, { 0x0435, 0x0800 }, { 0x0436, 0x0800 }, { 0x0437, 0x0800 }, { 0x0438, 0x0800 }, { 0x0439, 0x0800 },
+	{ 0x043a, 0x0800 }, { 0x043b, 0x0800 }, { 0x043c, 0x0800 }, { 0x043d, 0x0800 }, { 0x043e, 0x0800 }, { 0x043f, 0x0800 },
+	{ 0x0440, 0x0800 }, { 0x0441, 0x0800 }, { 0x0442, 0x0800 }, { 0x0443, 0x0800 }, { 0x0444, 0x0800 }, { 0x0445, 0x0800 },
+	{ 0x0446, 0x0800 }, { 0x0447, 0x0800 }, { 0x0448, 0x0800 }, { 0x0449, 0x0800 }, { 0x044a, 0x0800 }, { 0x044b, 0x0800 },
+	{ 0x044c, 0x0800 }, { 0x044d, 0x0800 }, { 0x044e, 0x0800 }, { 0x044f, 0x0800 }, { 0x0450, 0x0800 }, { 0x0451, 0x0800 },
+	{ 0x0452, 0x0800 }, { 0x0453, 0x0800 }, { 0x0454, 0x0800 }, { 0x0455, 0x0800 }, { 0x0456, 0x0800 }, { 0x0457, 0x0800 },
+	{ 0x0458, 0x0800 }, { 0x0459, 0x0800 }, { 0x045a, 0x0800 }, { 0x045b, 0x0800 }, { 0x045c, 0x0800 }, { 0x045d, 0x0800 },
+	{ 0x045e, 0x0800 }, { 0x045f, 0x0800 }, { 0x0490, 0x0100 }, { 0x0491, 0x0200 }, { 0x2013, 0x2000 }, { 0x2014, 0x2000 },
+	{ 0x2015, 0x2000 }, { 0x2018, 0x0010 }, { 0x2019, 0x2000 }, { 0x201a, 0x0010 }, { 0x201c, 0x0010 }, { 0x201d, 0x0020 },
+	{ 0x201e, 0x0010 }, { 0x2020, 0x0002 }, { 0x2021, 0x0002 }, { 0x2022, 0x0010 }, { 0x2026, 0x2000 }, { 0x2030, 0x0002 },
+	{ 0x2039, 0x0010 }, { 0x203a, 0x0020 }, { 0x2044, 0x0040 }, { 0x20a7, 0x0008 }, { 0x20ac, 0x0008 }, { 0x2116, 0x0040 },
+	{ 0x2122, 0x0020 }, { 0x2202, 0x0040 }, { 0x2206, 0x0040 }, { 0x220f, 0x0040 }, { 0x2211, 0x0040 }, { 0x221a, 0x0040 },
+	{ 0x221e, 0x0040 }, { 0x2229, 0x0040 }, { 0x222b, 0x0040 }, { 0x2248, 0x0040 }, { 0x2260, 0x0040 }, { 0x2261, 0x0040 },
+	{ 0x2264, 0x0040 }, { 0x2265, 0x0040 }, { 0x2310, 0x0002 }, { 0x2502, 0x1000 }, { 0x250c, 0x1000 }, { 0x2510, 0x1000 },
+	{ 0x2518, 0x1000 }, { 0x251c, 0x1000 }, { 0x2524, 0x1000 }, { 0x252c, 0x1000 }, { 0x253c, 0x1000 }, { 0x2550, 0x1000 },
+	{ 0x2551, 0x1000 }, { 0x2552, 0x1000 }, { 0x2553, 0x1000 }, { 0x2554, 0x1000 }, { 0x2555, 0x1000 }, { 0x2556, 0x1000 },
+	{ 0x2557, 0x1000 }, { 0x2558, 0x1000 }, { 0x2559, 0x1000 }, { 0x255a, 0x1000 }, { 0x255b, 0x1000 }, { 0x255c, 0x1000 },
+	{ 0x255d, 0x1000 }, { 0x255e, 0x1000 }, { 0x255f, 0x1000 }, { 0x2560, 0x1000 }, { 0x2561, 0x1000 }, { 0x2562, 0x1000 },
+	{ 0x2563, 0x1000 }, { 0x2564, 0x1000 }, { 0x2565, 0x1000 }, { 0x2566, 0x1000 }, { 0x2567, 0x1000 }, { 0x2568, 0x1000 },
+	{ 0x2569, 0x1000 }, { 0x256a, 0x1000 }, { 0x256b, 0x1000 }, { 0x256c, 0x1000 }, { 0x2580, 0x1000 }, { 0x2584, 0x1000 },
+	{ 0x2588, 0x1000 }, { 0x258c, 0x1000 }, { 0x2590, 0x1000 }, { 0x2591, 0x1000 }, { 0x2592, 0x1000 }, { 0x2593, 0x1000 },
+	{ 0x25ca, 0x0002 }, { 0xf8ff, 0x0010 }, { 0xfb01, 0x0200 }, { 0xfb02, 0x0200 }, { 0xfffd, 0x0002 },
+};
+
+/* ftfy.chardata.UTF8_CLUES: characters that single-byte code pages decode
+ * UTF-8 lead bytes (2, 3 or 4 byte forms) and continuation bytes to. The
+ * strict continuation set leaves out space, dashes, quotes, bullet and
+ * ellipsis, which stand for themselves often enough. */
+enum {
+	FIRST_OF_2 = 1 << 0,
+	FIRST_OF_3 = 1 << 1,
+	FIRST_OF_4 = 1 << 2,
+	CONTINUATION = 1 << 3,
+	CONTINUATION_STRICT = 1 << 4,
+};
+
+static const struct cp_mask utf8_clue_table[] = {
+	{ 0x0020, 0x08 }, { 0x0080, 0x18 }, { 0x0081, 0x18 }, { 0x0082, 0x18 }, { 0x0083, 0x18 }, { 0x0084, 0x18 },
+	{ 0x0085, 0x18 }, { 0x0086, 0x18 }, { 0x0087, 0x18 }, { 0x0088, 0x18 }, { 0x0089, 0x18 }, { 0x008a, 0x18 },
+	{ 0x008b, 0x18 }, { 0x008c, 0x18 }, { 0x008d, 0x18 }, { 0x008e, 0x18 }, { 0x008f, 0x18 }, { 0x0090, 0x18 },
+	{ 0x0091, 0x18 }, { 0x0092, 0x18 }, { 0x0093, 0x18 }, { 0x0094, 0x18 }, { 0x0095, 0x18 }, { 0x0096, 0x18 },
+	{ 0x0097, 0x18 }, { 0x0098, 0x18 }, { 0x0099, 0x18 }, { 0x009a, 0x18 }, { 0x009b, 0x18 }, { 0x009c, 0x18 },
+	{ 0x009d, 0x18 }, { 0x009e, 0x18 }, { 0x009f, 0x18 }, { 0x00a0, 0x18 }, { 0x00a1, 0x18 }, { 0x00a2, 0x18 },
+	{ 0x00a3, 0x18 }, { 0x00a4, 0x18 }, { 0x00a5, 0x18 }, { 0x00a6, 0x18 }, { 0x00a7, 0x18 }, { 0x00a8, 0x18 },
+	{ 0x00a9, 0x18 }, { 0x00aa, 0x18 }, { 0x00ab, 0x18 }, { 0x00ac, 0x18 }, { 0x00ad, 0x18 }, { 0x00ae, 0x18 },
+	{ 0x00af, 0x18 }, { 0x00b0, 0x18 }, { 0x00b1, 0x18 }, { 0x00b2, 0x18 }, { 0x00b3, 0x18 }, { 0x00b4, 0x18 },
+	{ 0x00b5, 0x18 }, { 0x00b6, 0x18 }, { 0x00b7, 0x18 }, { 0x00b8, 0x18 }, { 0x00b9, 0x18 }, { 0x00ba, 0x18 },
+	{ 0x00bb, 0x18 }, { 0x00bc, 0x18 }, { 0x00bd, 0x18 }, { 0x00be, 0x18 }, { 0x00bf, 0x18 }, { 0x00c2, 0x01 },
+	{ 0x00c3, 0x01 }, { 0x00c4, 0x01 }, { 0x00c5, 0x01 }, { 0x00c6, 0x19 }, { 0x00c7, 0x01 }, { 0x00c8, 0x01 },
+	{ 0x00c9, 0x01 }, { 0x00ca, 0x01 }, { 0x00cb, 0x01 }, { 0x00cc, 0x01 }, { 0x00cd, 0x01 }, { 0x00ce, 0x01 },
+	{ 0x00cf, 0x01 }, { 0x00d0, 0x01 }, { 0x00d1, 0x01 }, { 0x00d2, 0x01 }, { 0x00d3, 0x01 }, { 0x00d4, 0x01 },
+	{ 0x00d5, 0x01 }, { 0x00d6, 0x01 }, { 0x00d7, 0x01 }, { 0x00d8, 0x19 }, { 0x00d9, 0x01 }, { 0x00da, 0x01 },
+	{ 0x00db, 0x01 }, { 0x00dc, 0x01 }, { 0x00dd, 0x01 }, { 0x00de, 0x01 }, { 0x00df, 0x01 }, { 0x00e0, 0x02 },
+	{ 0x00e1, 0x02 }, { 0x00e2, 0x02 }, { 0x00e3, 0x02 }, { 0x00e4, 0x02 }, { 0x00e5, 0x02 }, { 0x00e6, 0x1a },
+	{ 0x00e7, 0x02 }, { 0x00e8, 0x02 }, { 0x00e9, 0x02 }, { 0x00ea, 0x02 }, { 0x00eb, 0x02 }, { 0x00ec, 0x02 },
+	{ 0x00ed, 0x02 }, { 0x00ee, 0x02 }, { 0x00ef, 0x02 }, { 0x00f0, 0x04 }, { 0x00f3, 0x04 }, { 0x00f8, 0x18 },
+	{ 0x0100, 0x01 }, { 0x0101, 0x02 }, { 0x0102, 0x01 }, { 0x0103, 0x02 }, { 0x0104, 0x18 }, { 0x0105, 0x1a },
+	{ 0x0106, 0x01 }, { 0x0107, 0x02 }, { 0x010c, 0x01 }, { 0x010d, 0x02 }, { 0x010e, 0x01 }, { 0x010f, 0x02 },
+	{ 0x0110, 0x01 }, { 0x0111, 0x04 }, { 0x0112, 0x01 }, { 0x0113, 0x02 }, { 0x0116, 0x01 }, { 0x0117, 0x02 },
+	{ 0x0118, 0x01 }, { 0x0119, 0x02 }, { 0x011a, 0x01 }, { 0x011b, 0x02 }, { 0x011e, 0x01 }, { 0x011f, 0x04 },
+	{ 0x0122, 0x01 }, { 0x0123, 0x02 }, { 0x012a, 0x01 }, { 0x012b, 0x02 }, { 0x012f, 0x02 }, { 0x0130, 0x01 },
+	{ 0x0136, 0x01 }, { 0x0137, 0x02 }, { 0x0139, 0x01 }, { 0x013a, 0x02 }, { 0x013b, 0x01 }, { 0x013c, 0x02 },
+	{ 0x013d, 0x18 }, { 0x013e, 0x18 }, { 0x0141, 0x19 }, { 0x0142, 0x18 }, { 0x0143, 0x01 }, { 0x0145, 0x01 },
+	{ 0x0147, 0x01 }, { 0x014c, 0x01 }, { 0x0150, 0x01 }, { 0x0152, 0x18 }, { 0x0153, 0x18 }, { 0x0155, 0x02 },
+	{ 0x0156, 0x18 }, { 0x0157, 0x18 }, { 0x0158, 0x01 }, { 0x015a, 0x19 }, { 0x015b, 0x18 }, { 0x015e, 0x19 },
+	{ 0x015f, 0x18 }, { 0x0160, 0x19 }, { 0x0161, 0x1c }, { 0x0162, 0x01 }, { 0x0164, 0x18 }, { 0x0165, 0x18 },
+	{ 0x016a, 0x01 }, { 0x016e, 0x01 }, { 0x0170, 0x01 }, { 0x0172, 0x01 }, { 0x0178, 0x18 }, { 0x0179, 0x19 },
+	{ 0x017a, 0x1a }, { 0x017b, 0x19 }, { 0x017c, 0x18 }, { 0x017d, 0x19 }, { 0x017e, 0x18 }, { 0x0192, 0x18 },
+	{ 0x02c6, 0x18 }, { 0x02c7, 0x18 }, { 0x02d8, 0x18 }, { 0x02db, 0x18 }, { 0x02dc, 0x18 }, { 0x02dd, 0x18 },
+	{ 0x0384, 0x18 }, { 0x0385, 0x18 }, { 0x0386, 0x18 }, { 0x0388, 0x18 }, { 0x0389, 0x18 }, { 0x038a, 0x18 },
+	{ 0x038c, 0x18 }, { 0x038e, 0x18 }, { 0x038f, 0x18 }, { 0x0392, 0x01 }, { 0x0393, 0x01 }, { 0x0394, 0x01 },
+	{ 0x0395, 0x01 }, { 0x0396, 0x01 }, { 0x0397, 0x01 }, { 0x0398, 0x01 }, { 0x0399, 0x01 }, { 0x039a, 0x01 },
+	{ 0x039b, 0x01 }, { 0x039c, 0x01 }, { 0x039d, 0x01 }, { 0x039e, 0x01 }, { 0x039f, 0x01 }, { 0x03a0, 0x01 },
+	{ 0x03a1, 0x01 }, { 0x03a3, 0x01 }, { 0x03a4, 0x01 }, { 0x03a5, 0x01 }, { 0x03a6, 0x01 }, { 0x03a7, 0x01 },
+	{ 0x03a8, 0x01 }, { 0x03a9, 0x01 }, { 0x03aa, 0x01 }, { 0x03ab, 0x01 }, { 0x03ac, 0x01 }, { 0x03ad, 0x01 },
+	{ 0x03ae, 0x01 }, { 0x03af, 0x01 }, { 0x03b0, 0x02 }, { 0x03b1, 0x02 }, { 0x03b2, 0x02 }, { 0x03b3, 0x02 },
+	{ 0x03b4, 0x02 }, { 0x03b5, 0x02 }, { 0x03b6, 0x02 }, { 0x03b7, 0x02 }, { 0x03b8, 0x02 }, { 0x03b9, 0x02 },
+	{ 0x03ba, 0x02 }, { 0x03bb, 0x02 }, { 0x03bc, 0x02 }, { 0x03bd, 0x02 }, { 0x03be, 0x02 }, { 0x03bf, 0x02 },
+	{ 0x03c0, 0x04 }, { 0x03c3, 0x04 }, { 0x0401, 0x18 }, { 0x0402, 0x18 }, { 0x0403, 0x18 }, { 0x0404, 0x18 },
+	{ 0x0405, 0x18 }, { 0x0406, 0x18 }, { 0x0407, 0x18 }, { 0x0408, 0x18 }, { 0x0409, 0x18 }, { 0x040a, 0x18 },
+	{ 0x040b, 0x18 }, { 0x040c, 0x18 }, { 0x040e, 0x18 }, { 0x040f, 0x18 }, { 0x0412, 0x01 }, { 0x0413, 0x01 },
+	{ 0x0414, 0x01 }, { 0x0415, 0x01 }, { 0x0416, 0x01 }, { 0x0417, 0x01 }, { 0x0418, 0x01 }, { 0x0419, 0x01 },
+	{ 0x041a, 0x01 }, { 0x041b, 0x01 }, { 0x041c, 0x01 }, { 0x041d, 0x01 }, { 0x041e, 0x01 }, { 0x041f, 0x01 },
+	{ 0x0420, 0x01 }, { 0x0421, 0x01 }, { 0x0422, 0x01 }, { 0x0423, 0x01 }, { 0x0424, 0x01 }, { 0x0425, 0x01 },
+	{ 0x0426, 0x01 }, { 0x0427, 0x01 }, { 0x0428, 0x01 }, { 0x0429, 0x01 }, { 0x042a, 0x01 }, { 0x042b, 0x01 },
+	{ 0x042c, 0x01 }, { 0x042d, 0x01 }, { 0x042e, 0x01 }, { 0x042f, 0x01 }, { 0x0430, 0x02 }, { 0x0431, 0x02 },
+	{ 0x0432, 0x02 }, { 0x0433, 0x02 }, { 0x0434, 0x02 }, { 0x0435, 0x02 }, { 0x0436, 0x02 }, { 0x0437, 0x02 },
+	{ 0x0438, 0x02 }, { 0x0439, 0x02 }, { 0x043a, 0x02 }, { 0x043b, 0x02 }, { 0x043c, 0x02 }, { 0x043d, 0x02 },
+	{ 0x043e, 0x02 }, { 0x043f, 0x02 }, { 0x0440, 0x04 }, { 0x0443, 0x04 }, { 0x0451, 0x18 }, { 0x0452, 0x18 },
+	{ 0x0453, 0x18 }, { 0x0454, 0x18 }, { 0x0455, 0x18 }, { 0x0456, 0x18 }, { 0x0457, 0x18 }, { 0x0458, 0x18 },
+	{ 0x0459, 0x18 }, { 0x045a, 0x18 }, { 0x045b, 0x18 }, { 0x045c, 0x18 }, { 0x045e, 0x18 }, { 0x045f, 0x18 },
+	{ 0x0490, 0x18 }, { 0x0491, 0x18 }, { 0x2013, 0x08 }, { 0x2014, 0x08 }, { 0x2015, 0x08 }, { 0x2018, 0x08 },
+	{ 0x2019, 0x08 }, { 0x201a, 0x08 }, { 0x201c, 0x08 }, { 0x201d, 0x08 }, { 0x201e, 0x08 }, { 0x2020, 0x18 },
+	{ 0x2021, 0x18 }, { 0x2022, 0x08 }, { 0x2026, 0x08 }, { 0x2030, 0x18 }, { 0x2039, 0x18 }, { 0x203a, 0x18 },
+	{ 0x20ac, 0x18 }, { 0x2116, 0x18 }, { 0x2122, 0x18 },
+};
+
+static uint16_t table_mask(const struct cp_mask *t, size_t n, uint32_t c)
+{
+	if (c > 0xFFFF || c < t[0].cp)
+		return 0;
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (t[mid].cp == c)
+			return t[mid].mask;
+		if (t[mid].cp < c)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
+#define COUNT(a) (sizeof(a) / sizeof *(a))
+
+static uint16_t badness_mask(uint32_t c)
+{
+	return table_mask(badness_table, COUNT(badness_table), c);
+}
+
+static uint16_t clue_mask(uint32_t c)
+{
+	return table_mask(utf8_clue_table, COUNT(utf8_clue_table), c);
+}
+
+static bool one_of(uint32_t c, const uint16_t *set, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (set[i] == c)
+			return true;
+	return false;
+}
+
+#define ONE_OF(c, ...) one_of((c), (const uint16_t[]){ __VA_ARGS__ }, COUNT(((const uint16_t[]){ __VA_ARGS__ })))
+
+static bool ascii_lower(uint32_t c)
+{
+	return c >= 'a' && c <= 'z';
+}
+
+static bool ascii_alpha(uint32_t c)
+{
+	return ascii_lower(c | 0x20);
+}
+
+/* ---- the badness heuristic ---- */
+
+/* Past the end of the text: matches no character class. */
+#define PAST_END 0x110000u
+
+/* Whether one of ftfy.badness.BADNESS_RE's alternatives matches at s[p]
+ * (m holds each character's category mask; s is padded so that s[p..p+6]
+ * can be read, with PAST_END past the end). */
+static bool bad_at(const uint32_t *s, const uint16_t *m, size_t p)
+{
+	const uint32_t *c = s + p;
+	const uint16_t *k = m + p;
+	const uint16_t acc = UPPER_ACCENTED | LOWER_ACCENTED;
+	const uint16_t punct = START_PUNCT | END_PUNCT;
+
+	if (k[0] & C1)
+		return true;
+	if ((k[0] & (BAD | acc | BOX | punct | CURRENCY | NUMERIC | LAW)) && (k[1] & BAD))
+		return true;
+	if (ascii_alpha(c[0]) && (k[1] & (LOWER_COMMON | UPPER_COMMON)) && (k[2] & BAD))
+		return true;
+	if ((k[0] & BAD) && (k[1] & (acc | BOX | punct | CURRENCY | NUMERIC | LAW)))
+		return true;
+	if ((k[0] & (LOWER_ACCENTED | LOWER_COMMON | BOX | END_PUNCT | CURRENCY | NUMERIC)) && (k[1] & UPPER_ACCENTED))
+		return true;
+	if ((k[0] & (BOX | END_PUNCT | CURRENCY | NUMERIC)) && (k[1] & LOWER_ACCENTED))
+		return true;
+	if ((k[0] & (LOWER_ACCENTED | BOX | END_PUNCT)) && (k[1] & CURRENCY))
+		return true;
+	if (uni_is_py_space(c[0]) && (k[1] & UPPER_ACCENTED) && (k[2] & CURRENCY))
+		return true;
+	if ((k[0] & (UPPER_ACCENTED | BOX)) && (k[1] & (NUMERIC | LAW)))
+		return true;
+	if ((k[0] & (acc | BOX | CURRENCY | END_PUNCT)) && (k[1] & START_PUNCT) && (k[2] & NUMERIC))
+		return true;
+	if ((k[0] & (acc | CURRENCY | NUMERIC | BOX | LAW)) && (k[1] & END_PUNCT) && (k[2] & START_PUNCT))
+		return true;
+	if ((k[0] & (CURRENCY | NUMERIC | BOX)) && (k[1] & START_PUNCT))
+		return true;
+	if (ascii_lower(c[0]) && (k[1] & UPPER_ACCENTED) && (k[2] & (START_PUNCT | CURRENCY)))
+		return true;
+	if ((k[0] & BOX) && (k[1] & KAOMOJI))
+		return true;
+	if ((k[0] & (acc | CURRENCY | NUMERIC | punct | LAW)) && (k[1] & BOX))
+		return true;
+	if ((k[0] & BOX) && (k[1] & END_PUNCT))
+		return true;
+	if ((k[0] & acc) && (k[1] & punct) && uni_is_py_word(c[2]))
+		return true;
+	/* œ not followed by an unaccented Latin letter */
+	if ((c[0] == 0x152 || c[0] == 0x153) && c[1] != PAST_END && !ascii_alpha(c[1]))
+		return true;
+	/* a degree sign after a capital letter */
+	if ((k[0] & UPPER_ACCENTED) && c[1] == 0xB0)
+		return true;
+	/* common windows-1252 two-character mojibake: Â Ã Î Ð then € œ Š š ¢ £ Ÿ ž NBSP SHY ® © ° · » – — ´ */
+	if (ONE_OF(c[0], 0xC2, 0xC3, 0xCE, 0xD0) &&
+	    ((k[1] & punct) || ONE_OF(c[1], 0x20AC, 0x153, 0x160, 0x161, 0xA2, 0xA3, 0x178, 0x17E, 0xA0, 0xAD, 0xAE,
+	                              0xA9, 0xB0, 0xB7, 0xBB, 0x2013, 0x2014, 0xB4)))
+		return true;
+	if (c[0] == 0xD7 && (c[1] == 0xB2 || c[1] == 0xB3)) /* × ² */
+		return true;
+	/* windows-1252 mojibake of Arabic: four characters, two of them Ø or Ù */
+	{
+		const uint16_t arabic_second = COMMON | CURRENCY | BAD | NUMERIC | START_PUNCT;
+		if ((c[0] == 0xD8 || c[0] == 0xD9) &&
+		    ((k[1] & arabic_second) || ONE_OF(c[1], 0x178, 0x160, 0xAE, 0xB0, 0xB5, 0xBB)) &&
+		    (c[2] == 0xD8 || c[2] == 0xD9) &&
+		    ((k[3] & arabic_second) || ONE_OF(c[3], 0x178, 0x160, 0xAE, 0xB0, 0xB5, 0xBB)))
+			return true;
+	}
+	/* à starting South Asian three-byte sequences */
+	if (c[0] == 0xE0 && ONE_OF(c[1], 0xB2, 0xB5, 0xB9, 0xBC, 0xBD, 0xBE))
+		return true;
+	/* MacRoman mojibake: √ ≈ ‚Ä ‚â ‚ó */
+	if (c[0] == 0x221A && ONE_OF(c[1], 0xB1, 0x2202, 0x2020, 0x2260, 0xAE, 0x2122, 0xB4, 0x2264, 0x2265, 0xA5, 0xB5, 0xF8))
+		return true;
+	if (c[0] == 0x2248 && (c[1] == 0xB0 || c[1] == 0xA2))
+		return true;
+	if (c[0] == 0x201A && c[1] == 0xC4 &&
+	    ONE_OF(c[2], 0xEC, 0xEE, 0xEF, 0xF2, 0xF4, 0xFA, 0xF9, 0xFB, 0x2020, 0xB0, 0xA2, 0x3C0))
+		return true;
+	if (c[0] == 0x201A && (c[1] == 0xE2 || c[1] == 0xF3) && ONE_OF(c[2], 0xE0, 0xE4, 0xB0, 0xEA))
+		return true;
+	/* windows-1251 mojibake: вЂ, and В Г Р С around a Latin-1 character */
+	if (c[0] == 0x432 && c[1] == 0x402)
+		return true;
+	if (ONE_OF(c[0], 0x412, 0x413, 0x420, 0x421) &&
+	    ((k[1] & (C1 | BAD | punct | CURRENCY)) || c[1] == 0xB0 || c[1] == 0xB5) &&
+	    ONE_OF(c[2], 0x412, 0x413, 0x420, 0x421))
+		return true;
+	/* ГўВЂВ then any character but \n, then a Latin letter or space */
+	if (c[0] == 0x413 && c[1] == 0x45E && c[2] == 0x412 && c[3] == 0x402 && c[4] == 0x412 && c[5] != PAST_END && c[5] != '\n' &&
+	    (ascii_alpha(c[6]) || c[6] == ' '))
+		return true;
+	/* windows-1252 encodings of à, á and NBSP */
+	if (c[0] == 0xC3 && (c[1] == 0xA0 || c[1] == 0xA1))
+		return true;
+	if (ascii_lower(c[0])) {
+		/* [a-z]\s?[ÃÂ][ ] */
+		if (uni_is_py_space(c[1]) && (c[2] == 0xC3 || c[2] == 0xC2) && c[3] == ' ')
+			return true;
+		if ((c[1] == 0xC3 || c[1] == 0xC2) && c[2] == ' ')
+			return true;
+	}
+	if (p == 0 && (c[0] == 0xC3 || c[0] == 0xC2) && c[1] == ' ')
+		return true;
+	/* Â standing before the very character it encodes */
+	if ((ascii_lower(c[0]) || ONE_OF(c[0], '.', ',', '?', '!') || (k[0] & END_PUNCT)) && c[1] == 0xC2 &&
+	    (c[2] == ' ' || (k[2] & punct)))
+		return true;
+	/* windows-1253 mojibake: β€, and Β Γ Ξ Ο around a Latin-1 character */
+	if (c[0] == 0x3B2 && c[1] == 0x20AC && ONE_OF(c[2], 0x2122, 0xA0, 0x386, 0xAD, 0xAE, 0xB0))
+		return true;
+	if (ONE_OF(c[0], 0x392, 0x393, 0x39E, 0x39F) && ((k[1] & (C1 | BAD | punct | CURRENCY)) || c[1] == 0xB0) &&
+	    ONE_OF(c[2], 0x392, 0x393, 0x39E, 0x39F))
+		return true;
+	/* windows-1257 mojibake: ā€ */
+	if (c[0] == 0x101 && c[1] == 0x20AC)
+		return true;
+	return false;
+}
+
+bool ftfy_is_bad(const uint32_t *s, size_t n)
+{
+	/* Every pattern needs a character from U+0080 up. */
+	size_t first = 0;
+	while (first < n && s[first] < 0x80)
+		first++;
+	if (first == n)
+		return false;
+	/* A copy padded with a value that is no character, so that bad_at
+	 * can look ahead without bounds checks. */
+	uint32_t *t = xmalloc((n + 7) * sizeof *t);
+	uint16_t *m = xmalloc((n + 7) * sizeof *m);
+	memcpy(t, s, n * sizeof *s);
+	for (size_t i = 0; i < 7; i++)
+		t[n + i] = PAST_END, m[n + i] = 0;
+	for (size_t i = 0; i < n; i++)
+		m[i] = badness_mask(s[i]);
+	bool bad = false;
+	/* The earliest a match can start is two before the first non-ASCII
+	 * character ([a-z]\s?[ÃÂ][ ]). */
+	for (size_t p = first > 2 ? first - 2 : 0; p < n && !bad; p++)
+		bad = bad_at(t, m, p);
+	free(t);
+	free(m);
+	return bad;
+}
+
+/* ---- byte patterns ---- */
+
+/* A byte pattern: a sequence of at most 6 byte classes, each a string of
+ * (lo, hi) range pairs; the pattern ends at the first NULL class. */
+struct byte_pattern {
+	const char *cls[7];
+};
+
+static bool in_class(uint8_t b, const char *cls)
+{
+	for (const uint8_t *r = (const uint8_t *)cls; r[0]; r += 2)
+		if (b >= r[0] && b <= r[1])
+			return true;
+	return false;
+}
+
+/* The length of the first of the patterns (in order, like a regex
+ * alternation) that matches at b[p], or 0. */
+static size_t match_patterns(const struct byte_pattern *pats, size_t npats, const uint8_t *b, size_t n, size_t p)
+{
+	for (size_t i = 0; i < npats; i++) {
+		size_t k = 0;
+		while (pats[i].cls[k] && p + k < n && in_class(b[p + k], pats[i].cls[k]))
+			k++;
+		if (!pats[i].cls[k])
+			return k;
+	}
+	return 0;
+}
+
+/* ftfy.chardata.ALTERED_UTF8_RE: UTF-8 sequences in which a 0xA0 byte was
+ * turned into a space, for the lead bytes where that is likely. */
+#define CONT_NOT_85_A0 "\x80\x84\x86\x9f\xa1\xbf"
+static const struct byte_pattern altered_utf8[] = {
+	{ { "\xc2\xc3\xc5\xc5\xce\xce\xd0\xd0\xd9\xd9", "  " } },
+	{ { "\xe2\xe3", "  ", CONT_NOT_85_A0 } },
+	{ { "\xe0\xe3", CONT_NOT_85_A0, "  " } },
+	{ { "\xf0\xf0", "  ", "\x80\xbf", "\x80\xbf" } },
+	{ { "\xf0\xf0", "\x80\xbf", "  ", "\x80\xbf" } },
+	{ { "\xf0\xf0", "\x80\xbf", "\x80\xbf", "  " } },
+};
+
+/* ftfy.chardata.LOSSY_UTF8_RE: UTF-8 (and CESU-8) sequences in which some
+ * bytes were lost to U+FFFD (byte 0x1A in the sloppy code pages) or '?'. */
+#define SUB "\x1a\x1a"
+#define QM "\x3f\x3f"
+static const struct byte_pattern lossy_utf8[] = {
+	{ { "\xc2\xdf", SUB } },
+	{ { "\xc2\xc3", QM } },
+	{ { "\xed\xed", "\xa0\xaf", SUB QM, "\xed\xed", "\xb0\xbf", SUB QM "\x80\xbf" } },
+	{ { "\xed\xed", "\xa0\xaf", SUB QM "\x80\xbf", "\xed\xed", "\xb0\xbf", SUB QM } },
+	{ { "\xe0\xef", SUB QM, SUB "\x80\xbf" } },
+	{ { "\xe0\xef", SUB "\x80\xbf", SUB QM } },
+	{ { "\xf0\xf4", SUB QM, SUB "\x80\xbf", SUB "\x80\xbf" } },
+	{ { "\xf0\xf4", SUB "\x80\xbf", SUB QM, SUB "\x80\xbf" } },
+	{ { "\xf0\xf4", SUB "\x80\xbf", SUB "\x80\xbf", SUB QM } },
+	{ { SUB } },
+};
+
+struct bytes {
+	uint8_t *b;
+	size_t len, cap;
+};
+
+static void bytes_push(struct bytes *o, uint8_t v)
+{
+	if (o->len == o->cap) {
+		o->cap = o->cap ? 2 * o->cap : 64;
+		o->b = xrealloc(o->b, o->cap);
+	}
+	o->b[o->len++] = v;
+}
+
+static bool search_patterns(const struct byte_pattern *pats, size_t npats, const struct bytes *in)
+{
+	for (size_t p = 0; p < in->len; p++)
+		if (match_patterns(pats, npats, in->b, in->len, p))
+			return true;
+	return false;
+}
+
+static bool starts_with(const struct bytes *in, size_t p, const char *lit)
+{
+	size_t n = strlen(lit);
+	return p + n <= in->len && memcmp(in->b + p, lit, n) == 0;
+}
+
+/* ftfy.fixes.restore_byte_a0. First "\xc3 " becomes "\xc3\xa0 " (keeping
+ * the space: "Ã la" was "à la"), except before what is more likely a
+ * Portuguese "às" or "àquele" family word; then every ALTERED_UTF8_RE match
+ * gets its spaces turned back into 0xA0. */
+static void restore_byte_a0(struct bytes *in, struct bytes *tmp)
+{
+	tmp->len = 0;
+	for (size_t p = 0; p < in->len; p++) {
+		bytes_push(tmp, in->b[p]);
+		if (in->b[p] == 0xC3 && p + 1 < in->len && in->b[p + 1] == ' ' && !starts_with(in, p + 2, " ") &&
+		    !starts_with(in, p + 2, "quele") && !starts_with(in, p + 2, "quela") &&
+		    !starts_with(in, p + 2, "quilo") && !starts_with(in, p + 2, "s ")) {
+			bytes_push(tmp, 0xA0);
+			bytes_push(tmp, ' ');
+			p++;
+		}
+	}
+	in->len = 0;
+	for (size_t p = 0; p < tmp->len;) {
+		size_t m = match_patterns(altered_utf8, COUNT(altered_utf8), tmp->b, tmp->len, p);
+		if (m == 0) {
+			bytes_push(in, tmp->b[p++]);
+			continue;
+		}
+		for (size_t k = 0; k < m; k++, p++)
+			bytes_push(in, tmp->b[p] == ' ' ? 0xA0 : tmp->b[p]);
+	}
+}
+
+/* ftfy.fixes.replace_lossy_sequences: each LOSSY_UTF8_RE match becomes
+ * the UTF-8 of U+FFFD. */
+static void replace_lossy_sequences(struct bytes *in, struct bytes *tmp)
+{
+	tmp->len = 0;
+	for (size_t p = 0; p < in->len;) {
+		size_t m = match_patterns(lossy_utf8, COUNT(lossy_utf8), in->b, in->len, p);
+		if (m == 0) {
+			bytes_push(tmp, in->b[p++]);
+			continue;
+		}
+		bytes_push(tmp, 0xEF);
+		bytes_push(tmp, 0xBF);
+		bytes_push(tmp, 0xBD);
+		p += m;
+	}
+	struct bytes t = *in;
+	*in = *tmp;
+	*tmp = t;
+}
+
+/* Strict UTF-8 decoding as ftfy's "utf-8-variants" codec extends it: also
+ * CESU-8 surrogate pairs (six bytes) and Java's C0 80 for U+0000. Returns
+ * false for anything else that is not UTF-8. */
+static bool decode_utf8_variants(const struct bytes *in, struct ustr *out)
+{
+	const uint8_t *b = in->b;
+	size_t n = in->len;
+	out->len = 0;
+	ustr_reserve(out, n);
+	for (size_t i = 0; i < n;) {
+		uint8_t c = b[i];
+		if (c < 0x80) {
+			out->s[out->len++] = c;
+			i++;
+			continue;
+		}
+		if (c == 0xC0 && i + 1 < n && b[i + 1] == 0x80) {
+			out->s[out->len++] = 0;
+			i += 2;
+			continue;
+		}
+		if (c == 0xED && i + 5 < n && b[i + 1] >= 0xA0 && b[i + 1] <= 0xAF && b[i + 2] >= 0x80 &&
+		    b[i + 2] <= 0xBF && b[i + 3] == 0xED && b[i + 4] >= 0xB0 && b[i + 4] <= 0xBF && b[i + 5] >= 0x80 &&
+		    b[i + 5] <= 0xBF) {
+			out->s[out->len++] = 0x10000 + ((uint32_t)(b[i + 1] & 0x0F) << 16) +
+			                     ((uint32_t)(b[i + 2] & 0x3F) << 10) + ((uint32_t)(b[i + 4] & 0x0F) << 6) +
+			                     (b[i + 5] & 0x3F);
+			i += 6;
+			continue;
+		}
+		int need;
+		uint8_t lo = 0x80, hi = 0xBF;
+		uint32_t v;
+		if (c >= 0xC2 && c <= 0xDF) {
+			need = 1, v = c & 0x1F;
+		} else if (c >= 0xE0 && c <= 0xEF) {
+			need = 2, v = c & 0x0F;
+			if (c == 0xE0) lo = 0xA0;
+			if (c == 0xED) hi = 0x9F;
+		} else if (c >= 0xF0 && c <= 0xF4) {
+			need = 3, v = c & 0x07;
+			if (c == 0xF0) lo = 0x90;
+			if (c == 0xF4) hi = 0x8F;
+		} else {
+			return false;
+		}
+		for (int k = 1; k <= need; k++) {
+			if (i + (size_t)k >= n || b[i + k] < lo || b[i + k] > hi)
+				return false;
+			v = v << 6 | (b[i + k] & 0x3F);
+			lo = 0x80, hi = 0xBF;
+		}
+		out->s[out->len++] = v;
+		i += (size_t)need + 1;
+	}
+	return true;
+}
+
+/* The byte that code page m encodes c as, or -1. */
+static int charmap_encode(const struct charmap *m, uint32_t c)
+{
+	if (c < 0x80 && m->decode[c] == c)
+		return (int)c;
+	for (int b = 0; b < 256; b++)
+		if (m->decode[b] == c)
+			return b;
+	return -1;
+}
+
+/* text.encode(m) into out; false if some character is not in m (which is
+ * ftfy's chardata.possible_encoding). */
+static bool charmap_encode_text(const struct charmap *m, const struct ustr *text, struct bytes *out)
+{
+	out->len = 0;
+	for (size_t i = 0; i < text->len; i++) {
+		int b = charmap_encode(m, text->s[i]);
+		if (b < 0)
+			return false;
+		bytes_push(out, (uint8_t)b);
+	}
+	return true;
+}
+
+/* ---- fix_encoding ---- */
+
+/* The length of ftfy.chardata.UTF8_DETECTOR_RE's match at s[p] (0 if
+ * none): one or more runs of a lead character and its continuation
+ * characters, not preceded by a strict continuation character. */
+static size_t utf8_detector_match(const uint32_t *s, size_t n, size_t p)
+{
+	if (p > 0 && (clue_mask(s[p - 1]) & CONTINUATION_STRICT))
+		return 0;
+	size_t q = p;
+	for (;;) {
+		uint16_t lead = q < n ? clue_mask(s[q]) : 0;
+		size_t unit = 0;
+		static const struct {
+			uint16_t bit;
+			size_t len;
+		} forms[] = { { FIRST_OF_2, 2 }, { FIRST_OF_3, 3 }, { FIRST_OF_4, 4 } };
+		for (size_t f = 0; f < 3 && !unit; f++) {
+			if (!(lead & forms[f].bit) || q + forms[f].len > n)
+				continue;
+			size_t k = 1;
+			while (k < forms[f].len && (clue_mask(s[q + k]) & CONTINUATION))
+				k++;
+			if (k == forms[f].len)
+				unit = k;
+		}
+		if (!unit)
+			return q - p;
+		q += unit;
+	}
+}
+
+/* ftfy.fixes.decode_inconsistent_utf8: fixes each stretch that looks like
+ * UTF-8 mojibake on its own, when the whole text could not be fixed at
+ * once. Returns whether anything changed. */
+static bool decode_inconsistent_utf8(struct ustr *text)
+{
+	struct ustr out = { 0 }, sub = { 0 };
+	bool changed = false;
+	for (size_t p = 0; p < text->len;) {
+		size_t m = utf8_detector_match(text->s, text->len, p);
+		if (m == 0) {
+			ustr_push(&out, text->s[p++]);
+			continue;
+		}
+		sub.len = 0;
+		ustr_append(&sub, text->s + p, m);
+		/* Shorter than the text, so that this recursion ends. */
+		if (m < text->len && ftfy_is_bad(sub.s, sub.len)) {
+			ftfy_fix_encoding(&sub);
+			changed |= !(sub.len == m && memcmp(sub.s, text->s + p, m * sizeof *sub.s) == 0);
+		}
+		ustr_append(&out, sub.s, sub.len);
+		p += m;
+	}
+	if (changed)
+		ustr_swap(text, &out);
+	ustr_free(&out);
+	ustr_free(&sub);
+	return changed;
+}
+
+/* One step of ftfy's _fix_encoding_one_step_and_explain. Returns whether
+ * the text changed. */
+static bool fix_encoding_step(struct ustr *text)
+{
+	if (text->len == 0)
+		return false;
+	bool ascii = true;
+	for (size_t i = 0; i < text->len && ascii; i++)
+		ascii = text->s[i] < 0x80;
+	if (ascii || !ftfy_is_bad(text->s, text->len))
+		return false;
+
+	struct bytes enc = { 0 }, tmp = { 0 };
+	struct ustr fixed = { 0 };
+	bool changed = false, latin1_possible = false, done = false;
+	for (int e = 0; e < CHARMAP_COUNT && !done; e++) {
+		const struct charmap *m = &charmaps[e];
+		if (!charmap_encode_text(m, text, &enc))
+			continue;
+		if (e == 0)
+			latin1_possible = true;
+		if (strcmp(m->name, "macroman") != 0 && search_patterns(altered_utf8, COUNT(altered_utf8), &enc))
+			restore_byte_a0(&enc, &tmp);
+		if (m->sloppy)
+			replace_lossy_sequences(&enc, &tmp);
+		if (decode_utf8_variants(&enc, &fixed)) {
+			changed = !ustr_equal(&fixed, text);
+			ustr_swap(text, &fixed);
+			done = true;
+		}
+	}
+	if (!done) {
+		bool detected = false;
+		for (size_t p = 0; p < text->len && !detected; p++)
+			detected = utf8_detector_match(text->s, text->len, p) > 0;
+		if (detected && decode_inconsistent_utf8(text)) {
+			changed = done = true;
+		}
+	}
+	if (!done && latin1_possible) {
+		/* Latin-1 text meant as windows-1252 (ftfy compares against
+		 * "windows-1252" among its candidates, which never holds, so this
+		 * always runs): only if strict windows-1252 decodes every byte. */
+		bool ok = true;
+		for (size_t i = 0; i < text->len && ok; i++)
+			ok = !memchr(windows1252_undefined, (int)text->s[i], sizeof windows1252_undefined) ||
+			     text->s[i] > 0xFF;
+		if (ok) {
+			bool any = false;
+			for (size_t i = 0; i < text->len; i++) {
+				uint32_t d = charmaps[1].decode[text->s[i]];
+				any |= d != text->s[i];
+				text->s[i] = d;
+			}
+			if (any)
+				changed = done = true;
+		}
+	}
+	if (!done) {
+		/* fix_c1_controls, when there is a C1 control at all */
+		for (size_t i = 0; i < text->len; i++) {
+			if (text->s[i] >= 0x80 && text->s[i] <= 0x9F) {
+				uint32_t d = charmaps[1].decode[text->s[i]];
+				changed |= d != text->s[i];
+				text->s[i] = d;
+			}
+		}
+	}
+	free(enc.b);
+	free(tmp.b);
+	ustr_free(&fixed);
+	return changed;
+}
+
+void ftfy_fix_encoding(struct ustr *text)
+{
+	while (fix_encoding_step(text)) {
+	}
+}
