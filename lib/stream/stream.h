@@ -23,6 +23,9 @@ struct ts_reader;
 struct ts_reader *ts_open(const char *path);
 /* Reads from an fd that the caller keeps; `name` is used in messages. */
 struct ts_reader *ts_open_fd(int fd, const char *name);
+/* As ts_open_fd, for a caller that already read the first n bytes of the
+ * input (to sniff its format): those bytes are read first. */
+struct ts_reader *ts_open_fd_prefixed(int fd, const char *name, const void *prefix, size_t n);
 /* Reads from memory the caller keeps alive until ts_close. */
 struct ts_reader *ts_open_mem(const void *data, size_t len, const char *name);
 

@@ -49,6 +49,18 @@ struct ts_reader *ts_open_fd(int fd, const char *name)
 	return rd;
 }
 
+struct ts_reader *ts_open_fd_prefixed(int fd, const char *name, const void *prefix, size_t n)
+{
+	struct ts_reader *rd = ts_open_fd(fd, name);
+	if (n > rd->cap) {
+		rd->cap = n;
+		rd->buf = xrealloc(rd->buf, rd->cap);
+	}
+	memcpy(rd->buf, prefix, n);
+	rd->len = n;
+	return rd;
+}
+
 struct ts_reader *ts_open(const char *path)
 {
 	if (!path || !strcmp(path, "-"))

@@ -1,0 +1,424 @@
+/* clip-embed: CLIP embeddings of image records or texts. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <omp.h>
+#include <stdbool.h>
+#include <stdnoreturn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clip/clip_model.h"
+#include "core/tool.h"
+#include "image/clip_preprocess.h"
+#include "nn/ops.h"
+#include "stream/stream.h"
+#include "text/clip_tokenizer.h"
+
+static const char help[] =
+	"Usage: clip-embed --model PATH (--image | --text) [OPTION...] [FILE...]\n"
+	"Adds CLIP embeddings to a stream (stdin by default, files one after another).\n"
+	"\n"
+	"  --image  reads image records: field 'image', uint8 [H,W,C] as decoded by\n"
+	"           'img-read --keep-alpha' (C = 1, 2, 3 or 4; alpha is dropped, not\n"
+	"           composited, as CLIP's reference does; a 'mode' of P or 1 resizes\n"
+	"           with NEAREST, as Pillow does). Adds 'emb', float32 [d],\n"
+	"           L2-normalised; every other field passes through.\n"
+	"  --text   reads texts: records with a string field 'text' (other fields pass\n"
+	"           through), or plain UTF-8 text, one text per line, when the input\n"
+	"           does not start like a tensor stream (a msgpack map). Writes a record\n"
+	"           per text with 'text' and 'emb'.\n"
+	"\n"
+	"Options:\n"
+	"  -m, --model PATH        CLIP weights (.safetensors), OpenAI/open_clip or Hugging\n"
+	"                          Face naming, F32/F16/BF16\n"
+	"  -c, --config FILE       HF config.json or open_clip config for the head counts and\n"
+	"                          activation (default: the checkpoint's metadata, then\n"
+	"                          open_clip_config.json or, for HF naming, config.json\n"
+	"                          beside the model, then heads = width/64)\n"
+	"      --heads-text N      text attention heads (overrides any config)\n"
+	"      --heads-vision N    vision attention heads (overrides any config)\n"
+	"  -v, --vocab PATH        BPE vocabulary for --text: bpe_simple_vocab_16e6.txt.gz, or\n"
+	"                          HF vocab.json (merges.txt beside it) or their directory\n"
+	"                          (default: $KNND_CLIP_VOCAB, else bpe_simple_vocab_16e6.txt.gz\n"
+	"                          or vocab.json beside the model)\n"
+	"  -l, --lines             --text input is lines of text, whatever its first byte\n"
+	"  -r, --keep-raw          also write 'emb_raw', the projection before normalising\n"
+	"  -b, --batch N           items per forward pass (default 32); memory is bounded\n"
+	"                          by this, whatever the stream's length\n"
+	"  -t, --threads N         CPU threads (default: OpenMP's, all cores)\n"
+	"      --backend NAME      cpu (default), cuda or auto\n"
+	"  -p, --progress          progress on stderr every few seconds (default: when\n"
+	"                          stderr is a terminal)\n"
+	"  -h, --help              show this help\n"
+	"      --version           show the version\n"
+	"\n"
+	"Examples:\n"
+	"  img-read --keep-alpha photos/*.png | clip-embed -m ViT-B-32.safetensors --image > emb.ts\n"
+	"  printf 'a dog\\na cat\\n' | clip-embed -m ViT-B-32.safetensors --text | ts-cat\n";
+
+enum { OPT_HEADS_TEXT = 256, OPT_HEADS_VISION, OPT_BACKEND };
+
+struct options {
+	const char *model, *vocab, *backend;
+	struct clip_config_options cfg;
+	bool image, text, lines, keep_raw, progress;
+	int batch, threads;
+};
+
+/* The work of one run: a batch of records waiting for their embeddings. */
+struct embedder {
+	const struct options *o;
+	struct clip_model model;
+	struct clip_tokenizer *tok;
+	struct ts_writer *out;
+	struct record *recs;
+	struct origin { const char *input; long long index; bool line; } *origin; /* for messages */
+	int n;
+	float *inputs;   /* pixels [batch, 3, R, R] */
+	int32_t *ids;    /* [batch, context] */
+	float *features; /* [batch, embed] */
+	int *status;            /* per image: 0, or -1 with its message in errors */
+	char (*errors)[256];
+	long long done;
+	double start, last_report;
+	bool reported, tty;
+};
+
+/* ---- progress ---- */
+
+static void report_progress(struct embedder *e, bool final)
+{
+	if (!e->o->progress)
+		return;
+	double t = omp_get_wtime();
+	if (!final && t - e->last_report < 3.0)
+		return;
+	if (final && !e->reported)
+		return; /* short runs stay quiet */
+	e->last_report = t;
+	e->reported = true;
+	double rate = t > e->start ? e->done / (t - e->start) : 0;
+	fprintf(stderr, "%s: %lld records, %.1f/s%s", tool_name, e->done, rate,
+	        e->tty && !final ? "   \r" : "\n");
+	fflush(stderr);
+}
+
+/* ---- the batch ---- */
+
+static void set_embedding(struct record *r, const char *key, const float *x, int d)
+{
+	int64_t shape[1] = { d };
+	struct tensor *t = record_new_tensor(r, key, DT_FLOAT32, 1, shape);
+	memcpy(t->data, x, (size_t)d * sizeof *x);
+}
+
+/* Pillow resizes palette and 1-bit images with NEAREST whatever filter is
+ * asked for; img-read records the file's mode, so the reference's result is
+ * reproduced for those too. */
+static enum resample_filter resize_filter(const struct record *r)
+{
+	const char *mode = record_str(r, "mode");
+	if (mode && (!strcmp(mode, "P") || !strcmp(mode, "1")))
+		return RESAMPLE_NEAREST;
+	return RESAMPLE_BICUBIC;
+}
+
+static noreturn void die_at(const struct embedder *e, int i, const char *problem)
+{
+	const struct origin *o = &e->origin[i];
+	die("%s: %s %lld: %s", o->input, o->line ? "line" : "record", o->index, problem);
+}
+
+/* Embeds and writes the pending records. */
+static void flush_batch(struct embedder *e)
+{
+	const struct clip_config *c = &e->model.cfg;
+	int n = e->n, E = c->embed_dim;
+	if (n == 0)
+		return;
+	if (e->o->image) {
+		int R = c->resolution;
+		size_t per = (size_t)3 * R * R;
+		/* Preprocessing is per image and independent: one image per thread.
+		 * Messages are per thread, so each is copied out. */
+		#pragma omp parallel for schedule(dynamic)
+		for (int i = 0; i < n; i++) {
+			struct image view;
+			int rc = image_from_record(&e->recs[i], "image", &view);
+			if (rc == 0)
+				rc = clip_preprocess(&view, R, resize_filter(&e->recs[i]), e->inputs + i * per);
+			if (rc < 0)
+				snprintf(e->errors[i], sizeof e->errors[i], "%s", error_message());
+			e->status[i] = rc;
+		}
+		for (int i = 0; i < n; i++)
+			if (e->status[i] < 0)
+				die_at(e, i, e->errors[i]);
+		clip_encode_image(&e->model, e->inputs, n, e->features, NULL);
+	} else {
+		int ctx = c->context;
+		for (int i = 0; i < n; i++) {
+			const struct value *v = record_get(&e->recs[i], "text");
+			if (!v || v->kind != V_STR)
+				die_at(e, i, "no 'text' string field");
+			if (clip_tokenize(e->tok, v->str.ptr, v->str.len, e->ids + (size_t)i * ctx, ctx) < 0)
+				die_at(e, i, error_message());
+		}
+		if (clip_encode_text(&e->model, e->ids, n, e->features, NULL) < 0)
+			die("%s: %s", e->o->model, error_message());
+	}
+	for (int i = 0; i < n; i++) {
+		float *f = e->features + (size_t)i * E;
+		if (e->o->keep_raw)
+			set_embedding(&e->recs[i], "emb_raw", f, E);
+		clip_normalize(f, 1, E);
+		set_embedding(&e->recs[i], "emb", f, E);
+		if (ts_write(e->out, &e->recs[i]) < 0)
+			die("%s", error_message());
+	}
+	e->done += n;
+	e->n = 0;
+	report_progress(e, false);
+}
+
+/* The next free record of the batch (cleared). */
+static struct record *next_slot(struct embedder *e)
+{
+	if (e->n == e->o->batch)
+		flush_batch(e);
+	record_clear(&e->recs[e->n]);
+	return &e->recs[e->n];
+}
+
+/* Takes the slot next_slot gave into the batch. */
+static void fill_slot(struct embedder *e, const char *input, long long index, bool line)
+{
+	e->origin[e->n++] = (struct origin){ input, index, line };
+}
+
+/* ---- inputs ---- */
+
+/* name must outlive the run (an argument, or "stdin"). */
+static void embed_stream(struct embedder *e, struct ts_reader *rd, const char *name)
+{
+	for (;;) {
+		struct record *r = next_slot(e);
+		int rc = ts_read(rd, r);
+		if (rc < 0)
+			die("%s", error_message());
+		if (rc == 0)
+			return;
+		fill_slot(e, name, (long long)ts_record_index(rd), false);
+	}
+}
+
+static void embed_lines(struct embedder *e, FILE *fp, const char *name)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	for (long long lineno = 1; (len = getline(&line, &cap, fp)) > 0; lineno++) {
+		if (line[len - 1] == '\n')
+			len--;
+		if (len > 0 && line[len - 1] == '\r')
+			len--;
+		struct record *r = next_slot(e);
+		record_set_strn(r, "text", line, (size_t)len);
+		fill_slot(e, name, lineno, true);
+	}
+	if (ferror(fp))
+		die("%s: read error: %s", name, strerror(errno));
+	free(line);
+}
+
+static bool starts_record(unsigned char b)
+{
+	return (b >= 0x80 && b <= 0x8f) || b == 0xde || b == 0xdf; /* fixmap, map16, map32 */
+}
+
+static void embed_text_input(struct embedder *e, const char *path)
+{
+	bool is_stdin = !strcmp(path, "-");
+	const char *name = is_stdin ? "stdin" : path;
+	int fd = is_stdin ? 0 : open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		die("%s: %s", path, strerror(errno));
+
+	unsigned char first = 0;
+	ssize_t got = 0;
+	if (!e->o->lines) {
+		do
+			got = read(fd, &first, 1);
+		while (got < 0 && errno == EINTR);
+		if (got < 0)
+			die("%s: read error: %s", name, strerror(errno));
+	}
+	/* Sniffing the format costs the first byte: the stream reader is handed
+	 * it back, and a line reader gets it through ungetc. */
+	if (got == 1 && starts_record(first)) {
+		struct ts_reader *rd = ts_open_fd_prefixed(fd, name, &first, 1);
+		embed_stream(e, rd, name);
+		ts_close(rd);
+	} else {
+		FILE *fp = fdopen(dup(fd), "r");
+		if (!fp || (got == 1 && ungetc(first, fp) == EOF))
+			die("%s: %s", name, strerror(errno));
+		embed_lines(e, fp, name);
+		fclose(fp);
+	}
+	if (!is_stdin)
+		close(fd);
+}
+
+/* ---- setup ---- */
+
+static char *beside(const char *model_path, const char *name)
+{
+	const char *slash = strrchr(model_path, '/');
+	size_t dir = slash ? (size_t)(slash - model_path + 1) : 0;
+	char *path = xmalloc(dir + strlen(name) + 1);
+	memcpy(path, model_path, dir);
+	strcpy(path + dir, name);
+	return path;
+}
+
+static struct clip_tokenizer *load_vocab(const struct options *o, const struct clip_config *cfg)
+{
+	const char *path = o->vocab;
+	char *found = NULL;
+	if (!path)
+		path = getenv("KNND_CLIP_VOCAB");
+	if (!path || !*path) {
+		const char *names[] = { "bpe_simple_vocab_16e6.txt.gz", "vocab.json" };
+		for (size_t i = 0; i < 2 && !found; i++) {
+			found = beside(o->model, names[i]);
+			if (access(found, R_OK)) {
+				free(found);
+				found = NULL;
+			}
+		}
+		if (!found)
+			die("no BPE vocabulary for --text: give --vocab PATH (bpe_simple_vocab_16e6.txt.gz, or a vocab.json with "
+			    "merges.txt beside it), set KNND_CLIP_VOCAB, or put bpe_simple_vocab_16e6.txt.gz beside the model");
+		path = found;
+	}
+	struct clip_tokenizer *t = clip_tokenizer_load(path);
+	if (!t)
+		die("%s", error_message());
+	if (clip_tokenizer_vocab_size(t) > cfg->vocab)
+		die("%s: vocabulary of %d tokens, but the model %s has %d", path, (int)clip_tokenizer_vocab_size(t),
+		    o->model, cfg->vocab);
+	free(found);
+	return t;
+}
+
+static void parse_options(int argc, char **argv, struct options *o)
+{
+	static const struct option opts[] = {
+		{ "help", 0, 0, 'h' },         { "version", 0, 0, 'V' },     { "model", 1, 0, 'm' },
+		{ "config", 1, 0, 'c' },       { "vocab", 1, 0, 'v' },       { "image", 0, 0, 'i' },
+		{ "text", 0, 0, 'T' },         { "lines", 0, 0, 'l' },       { "keep-raw", 0, 0, 'r' },
+		{ "batch", 1, 0, 'b' },        { "threads", 1, 0, 't' },     { "progress", 0, 0, 'p' },
+		{ "heads-text", 1, 0, OPT_HEADS_TEXT }, { "heads-vision", 1, 0, OPT_HEADS_VISION },
+		{ "backend", 1, 0, OPT_BACKEND }, { 0 },
+	};
+	*o = (struct options){ .batch = 32, .backend = "cpu", .progress = isatty(2) };
+	int c;
+	while ((c = getopt_long(argc, argv, "hVm:c:v:lrb:t:p", opts, NULL)) != -1) {
+		if (tool_common_option(c, help))
+			continue;
+		switch (c) {
+		case 'm': o->model = optarg; break;
+		case 'c': o->cfg.config_path = optarg; break;
+		case 'v': o->vocab = optarg; break;
+		case 'i': o->image = true; break;
+		case 'T': o->text = true; break;
+		case 'l': o->lines = true; break;
+		case 'r': o->keep_raw = true; break;
+		case 'b': o->batch = (int)parse_int_option("--batch", optarg, 1, 4096); break;
+		case 't': o->threads = (int)parse_int_option("--threads", optarg, 1, 1024); break;
+		case 'p': o->progress = true; break;
+		case OPT_HEADS_TEXT: o->cfg.heads_text = (int)parse_int_option("--heads-text", optarg, 1, 4096); break;
+		case OPT_HEADS_VISION:
+			o->cfg.heads_vision = (int)parse_int_option("--heads-vision", optarg, 1, 4096);
+			break;
+		case OPT_BACKEND: o->backend = optarg; break;
+		default: usage_error("unknown option");
+		}
+	}
+	if (!o->model)
+		usage_error("no model: give --model PATH");
+	if (o->image == o->text)
+		usage_error("give exactly one of --image and --text");
+	if (o->lines && !o->text)
+		usage_error("--lines goes with --text");
+}
+
+int main(int argc, char **argv)
+{
+	tool_init("clip-embed", argc, argv, help);
+	struct options o;
+	parse_options(argc, argv, &o);
+	if (nn_use_backend(o.backend) < 0)
+		usage_error("--backend: %s", error_message());
+	if (o.threads)
+		omp_set_num_threads(o.threads);
+
+	struct embedder e = { .o = &o, .tty = isatty(2) };
+	if (clip_model_load(&e.model, o.model, &o.cfg) < 0)
+		die("%s", error_message());
+	const struct clip_config *c = &e.model.cfg;
+	if (o.text)
+		e.tok = load_vocab(&o, c);
+	e.recs = xcalloc(o.batch, sizeof *e.recs);
+	e.origin = xcalloc(o.batch, sizeof *e.origin);
+	e.features = xmalloc((size_t)o.batch * c->embed_dim * sizeof *e.features);
+	if (o.image) {
+		e.inputs = xmalloc((size_t)o.batch * 3 * c->resolution * c->resolution * sizeof *e.inputs);
+		e.status = xcalloc(o.batch, sizeof *e.status);
+		e.errors = xcalloc(o.batch, sizeof *e.errors);
+	} else {
+		e.ids = xmalloc((size_t)o.batch * c->context * sizeof *e.ids);
+	}
+	e.out = ts_writer_fd(1, "stdout");
+	e.start = e.last_report = omp_get_wtime();
+
+	int nfiles = argc - optind;
+	char *stdin_only[] = { "-" };
+	char **files = nfiles ? argv + optind : stdin_only;
+	if (!nfiles)
+		nfiles = 1;
+	if (o.image) {
+		for (int i = 0; i < nfiles; i++) {
+			struct ts_reader *rd = ts_open(files[i]);
+			if (!rd)
+				die("%s", error_message());
+			embed_stream(&e, rd, strcmp(files[i], "-") ? files[i] : "stdin");
+			ts_close(rd);
+		}
+	} else {
+		for (int i = 0; i < nfiles; i++)
+			embed_text_input(&e, files[i]);
+	}
+	flush_batch(&e);
+	report_progress(&e, true);
+	if (ts_writer_close(e.out) < 0)
+		die("%s", error_message());
+
+	for (int i = 0; i < o.batch; i++)
+		record_free(&e.recs[i]);
+	free(e.recs);
+	free(e.origin);
+	free(e.inputs);
+	free(e.ids);
+	free(e.features);
+	free(e.status);
+	free(e.errors);
+	if (e.tok)
+		clip_tokenizer_free(e.tok);
+	clip_model_free(&e.model);
+	return EXIT_OK;
+}
