@@ -93,8 +93,10 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libknnd.a
 	$(CC) $(CFLAGS) $(OMP) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(UNIT_LDLIBS_$*)
 
 # Benchmark helper programs (bench/*.c), built like the tools.
-$(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/libknnd.a
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/bench/common/bench_util.o $(BUILD)/libknnd.a
 	$(CC) $(CFLAGS) $(OMP) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/bench/%.o: CPPFLAGS += -Ibench
 
 # test_interop checks our codec against msgpack-c, an independent implementation.
 UNIT_LDLIBS_test_msgpack_interop := -lmsgpackc

@@ -32,6 +32,7 @@
 
 #include "clip/clip_model.h"
 #include "core/tool.h"
+#include "common/bench_util.h"
 #include "nn/ops.h"
 
 static const char help[] =
@@ -42,14 +43,6 @@ static const char help[] =
 	"      --only NAME   one case: vision, text or text77\n"
 	"  -b, --breakdown   also print the time of every op, per case\n"
 	"Example: OMP_NUM_THREADS=2 clip_towers --breakdown\n";
-
-static double now(void) { return omp_get_wtime(); }
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
 
 /* ---- per-op timing through a copy of the op table ---- */
 
@@ -64,10 +57,10 @@ static double op_seconds[OP_COUNT], op_flops[OP_COUNT];
 static long op_calls[OP_COUNT];
 
 #define TIME_OP(id, flops, call) do { \
-		double t0_ = now(); \
+		double t0_ = bench_now(); \
 		call; \
 		real->sync(); \
-		op_seconds[id] += now() - t0_; \
+		op_seconds[id] += bench_now() - t0_; \
 		op_flops[id] += (flops); \
 		op_calls[id]++; \
 	} while (0)
@@ -222,69 +215,13 @@ struct bench_case {
 	int32_t *ids;
 };
 
-static void run_case(struct bench_case *c)
+static void run_case(void *ctx)
 {
+	struct bench_case *c = ctx;
 	if (c->pixels)
 		clip_encode_image(c->m, c->pixels, c->batch, c->features, NULL);
 	else if (clip_encode_text(c->m, c->ids, c->batch, c->features, NULL) < 0)
 		die("%s", error_message());
-}
-
-static double time_case(struct bench_case *c, int warmup, int runs, double *best)
-{
-	double *ms = xmalloc(runs * sizeof *ms);
-	for (int i = 0; i < warmup; i++)
-		run_case(c);
-	for (int i = 0; i < runs; i++) {
-		double t0 = now();
-		run_case(c);
-		ms[i] = 1e3 * (now() - t0);
-	}
-	qsort(ms, runs, sizeof *ms, cmp_double);
-	*best = ms[0];
-	double median = runs % 2 ? ms[runs / 2] : (ms[runs / 2 - 1] + ms[runs / 2]) / 2;
-	free(ms);
-	return median;
-}
-
-/* The machine's sgemm peak: the best GFLOP/s of a 2048^3 product, either
- * as one cblas_sgemm on OpenBLAS's own threads or split in row halves over
- * the OpenMP threads, each a single-threaded cblas_sgemm (how the CPU
- * backend runs products). On a shared machine the two vary; the larger is
- * the ceiling our products are measured against. */
-static double sgemm_peak(void)
-{
-	const int n = 2048;
-	float *a = xmalloc((size_t)n * n * sizeof *a), *b = xmalloc((size_t)n * n * sizeof *b);
-	float *c = xmalloc((size_t)n * n * sizeof *c);
-	for (size_t i = 0; i < (size_t)n * n; i++)
-		a[i] = b[i] = (float)(i % 7) * 0.1f;
-	double best = 1e30;
-	for (int split = 0; split < 2; split++) {
-		int threads = omp_get_max_threads();
-		if (split)
-			openblas_set_num_threads(1);
-		for (int i = 0; i < 6; i++) {
-			double t0 = now();
-			if (split) {
-				#pragma omp parallel for num_threads(threads)
-				for (int k = 0; k < threads; k++) {
-					int lo = n * k / threads, hi = n * (k + 1) / threads;
-					cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, n, n, 1, a + (size_t)lo * n, n,
-					            b, n, 0, c + (size_t)lo * n, n);
-				}
-			} else {
-				cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
-			}
-			double t = now() - t0;
-			if (i > 0 && t < best) /* the first run warms up */
-				best = t;
-		}
-	}
-	free(a);
-	free(b);
-	free(c);
-	return 2.0 * n * n * n / best / 1e9;
 }
 
 int main(int argc, char **argv)
@@ -311,7 +248,7 @@ int main(int argc, char **argv)
 	if (only && strcmp(only, "vision") && strcmp(only, "text") && strcmp(only, "text77"))
 		usage_error("--only takes vision, text or text77");
 
-	double peak = sgemm_peak();
+	double peak = bench_sgemm_peak();
 	int threads = omp_get_max_threads();
 	printf("# sgemm peak: %.1f GFLOP/s (2048^3 cblas_sgemm on %d threads)\n", peak, threads);
 	printf("peak %.3f %d\n", peak, threads);
@@ -344,7 +281,7 @@ int main(int argc, char **argv)
 				bc.positions = make_texts(bc.ids, B, k == 2);
 				bc.gflop = tower_gflop(&vit_b32.text, B, bc.positions) + 2.0 * B * vit_b32.text.width * E / 1e9;
 			}
-			double best, median = time_case(&bc, warmup, runs, &best);
+			double best, median = bench_time_ms(run_case, &bc, warmup, runs, &best);
 			const char *unit = k == 0 ? "images" : "texts";
 			printf("# %-6s batch %2d: best %8.2f ms, median %8.2f ms: %7.2f %s/s, %6.1f GFLOP/s (%4.1f%% of peak), "
 			       "%d positions\n", names[k], B, best, median, 1e3 * B / best, unit, bc.gflop / best * 1e3,

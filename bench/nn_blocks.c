@@ -34,6 +34,7 @@
 #include <string.h>
 
 #include "core/tool.h"
+#include "common/bench_util.h"
 #include "nn/arena.h"
 #include "nn/layers/resblock.h"
 #include "nn/layers/transformer.h"
@@ -54,16 +55,6 @@ static const char help[] =
 enum { TB = 8, TT = 256, TD = 512, TH = 8, TC = 11, TCD = 512, TMLP = 4 * TD };
 enum { CB = 8, CC = 128, CHW = 32 };
 
-static double now(void) { return omp_get_wtime(); }
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-/* ---- per-op timing: a copy of the op table whose entries time the real ones ---- */
-
 enum op_id {
 	OP_LINEAR_FWD, OP_LINEAR_BWD, OP_CONV_FWD, OP_CONV_BWD, OP_LAYERNORM_FWD, OP_LAYERNORM_BWD,
 	OP_GROUPNORM_FWD, OP_GROUPNORM_BWD, OP_ACT_FWD, OP_ACT_BWD, OP_ATTENTION_FWD, OP_ATTENTION_BWD,
@@ -83,10 +74,10 @@ static long op_calls[OP_COUNT];
 
 #define TIME_OP(id, flops, call) do { \
 		real->sync(); \
-		double t0_ = now(); \
+		double t0_ = bench_now(); \
 		call; \
 		real->sync(); \
-		op_seconds[id] += now() - t0_; \
+		op_seconds[id] += bench_now() - t0_; \
 		op_flops[id] += (flops); \
 		op_calls[id]++; \
 	} while (0)
@@ -357,45 +348,15 @@ static void bench_free(struct bench *b)
 	nn_params_free(&b->p);
 }
 
-/* Times `runs` passes after `warmup` untimed ones; returns the median in
- * ms and sets *best. */
-static double time_pass(struct bench *b, int backward, int warmup, int runs, double *best)
-{
-	double *ms = xmalloc(runs * sizeof *ms);
-	for (int i = 0; i < warmup; i++)
-		b->run(b, backward);
-	for (int i = 0; i < runs; i++) {
-		double t0 = now();
-		b->run(b, backward);
-		ms[i] = 1e3 * (now() - t0);
-	}
-	qsort(ms, runs, sizeof *ms, cmp_double);
-	*best = ms[0];
-	double median = runs % 2 ? ms[runs / 2] : (ms[runs / 2 - 1] + ms[runs / 2]) / 2;
-	free(ms);
-	return median;
-}
+struct pass {
+	struct bench *b;
+	int backward;
+};
 
-/* The best GFLOP/s of a 2048^3 cblas_sgemm. */
-static double sgemm_peak(void)
+static void run_pass(void *ctx)
 {
-	const int n = 2048;
-	float *a = xmalloc((size_t)n * n * sizeof *a), *b = xmalloc((size_t)n * n * sizeof *b);
-	float *c = xmalloc((size_t)n * n * sizeof *c);
-	for (size_t i = 0; i < (size_t)n * n; i++)
-		a[i] = b[i] = (float)(i % 7) * 0.1f;
-	double best = 1e30;
-	for (int i = 0; i < 6; i++) {
-		double t0 = now();
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
-		double t = now() - t0;
-		if (i > 0 && t < best) /* the first run warms up */
-			best = t;
-	}
-	free(a);
-	free(b);
-	free(c);
-	return 2.0 * n * n * n / best / 1e9;
+	struct pass *p = ctx;
+	p->b->run(p->b, p->backward);
 }
 
 int main(int argc, char **argv)
@@ -425,7 +386,7 @@ int main(int argc, char **argv)
 		usage_error("--only: transformer or conv, not %s", only);
 
 	int threads = omp_get_max_threads();
-	double peak = sgemm_peak();
+	double peak = bench_sgemm_peak();
 	printf("# backend %s, %d OpenMP threads, %d OpenBLAS threads\n", nn->name, threads,
 	       openblas_get_num_threads());
 	printf("# sgemm peak (2048^3 cblas_sgemm, best of 5): %.1f GFLOP/s\n", peak);
@@ -442,7 +403,8 @@ int main(int argc, char **argv)
 		for (int backward = 0; backward <= 1; backward++) {
 			const char *pass = backward ? "forward+backward" : "forward";
 			double gflop = b.fwd_gflop * (backward ? 3 : 1), best;
-			double median = time_pass(&b, backward, warmup, runs, &best);
+			struct pass timed_pass = { &b, backward };
+			double median = bench_time_ms(run_pass, &timed_pass, warmup, runs, &best);
 			double rate = gflop / (best / 1e3);
 			printf("# %-11s %-16s best %8.2f ms  median %8.2f ms  %6.2f GFLOP  %6.1f GFLOP/s  %5.1f%% of peak\n",
 			       b.name, pass, best, median, gflop, rate, 100 * rate / peak);

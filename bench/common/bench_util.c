@@ -1,0 +1,72 @@
+#include "bench_util.h"
+
+#include <cblas.h>
+#include <omp.h>
+#include <stdlib.h>
+
+#include "core/tool.h"
+
+void openblas_set_num_threads(int n);
+
+double bench_now(void)
+{
+	return omp_get_wtime();
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+double bench_time_ms(void (*run)(void *ctx), void *ctx, int warmup, int runs, double *best_ms)
+{
+	double *ms = xmalloc(runs * sizeof *ms);
+	for (int i = 0; i < warmup; i++)
+		run(ctx);
+	for (int i = 0; i < runs; i++) {
+		double t0 = bench_now();
+		run(ctx);
+		ms[i] = 1e3 * (bench_now() - t0);
+	}
+	qsort(ms, runs, sizeof *ms, cmp_double);
+	*best_ms = ms[0];
+	double median = runs % 2 ? ms[runs / 2] : (ms[runs / 2 - 1] + ms[runs / 2]) / 2;
+	free(ms);
+	return median;
+}
+
+double bench_sgemm_peak(void)
+{
+	const int n = 2048;
+	float *a = xmalloc((size_t)n * n * sizeof *a), *b = xmalloc((size_t)n * n * sizeof *b);
+	float *c = xmalloc((size_t)n * n * sizeof *c);
+	for (size_t i = 0; i < (size_t)n * n; i++)
+		a[i] = b[i] = (float)(i % 7) * 0.1f;
+	double best = 1e30;
+	for (int split = 0; split < 2; split++) {
+		int threads = omp_get_max_threads();
+		if (split)
+			openblas_set_num_threads(1);
+		for (int i = 0; i < 6; i++) {
+			double t0 = bench_now();
+			if (split) {
+				#pragma omp parallel for num_threads(threads)
+				for (int k = 0; k < threads; k++) {
+					int lo = n * k / threads, hi = n * (k + 1) / threads;
+					cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, hi - lo, n, n, 1,
+					            a + (size_t)lo * n, n, b, n, 0, c + (size_t)lo * n, n);
+				}
+			} else {
+				cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
+			}
+			double t = bench_now() - t0;
+			if (i > 0 && t < best) /* the first run warms up */
+				best = t;
+		}
+	}
+	free(a);
+	free(b);
+	free(c);
+	return 2.0 * n * n * n / best / 1e9;
+}

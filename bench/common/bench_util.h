@@ -1,0 +1,18 @@
+/* What the benchmark programs share: a clock, repeated timing, and the
+ * machine's sgemm peak that results are reported against. */
+#ifndef KNND_BENCH_UTIL_H
+#define KNND_BENCH_UTIL_H
+
+double bench_now(void); /* seconds */
+
+/* Runs run(ctx) `warmup` times untimed, then `runs` times timed; returns the
+ * median in ms and sets *best_ms. */
+double bench_time_ms(void (*run)(void *ctx), void *ctx, int warmup, int runs, double *best_ms);
+
+/* The best GFLOP/s of a 2048^3 product, either as one cblas_sgemm on
+ * OpenBLAS's own threads or split in row bands over the OpenMP threads,
+ * each a single-threaded cblas_sgemm (how the CPU backend runs products).
+ * On a shared machine the two vary; the larger is the ceiling. */
+double bench_sgemm_peak(void);
+
+#endif
