@@ -12,14 +12,15 @@ WARN     := -Wall -Wextra -Wno-missing-field-initializers
 CPPFLAGS += -Ilib -D_GNU_SOURCE
 # OpenMP parallelises the CPU backend's loops; OpenBLAS does its sgemm.
 OMP      := -fopenmp
-LDLIBS   := -lopenblas -licuuc -lpng -lz -lm -lpthread
+CXX      ?= c++
+LDLIBS   := -lfaiss -lopenblas -licuuc -lpng -lz -lm -lpthread -lstdc++
 
 BUILD    ?= build/release
 BINDIR   ?= bin
 
 # Debian packages: libraries the tools link, and what the tests and fuzzers use.
 DEBS := libfaiss-dev libopenblas-dev libpng-dev libmsgpack-dev zlib1g-dev libicu-dev pkg-config \
-        clang libclang-rt-14-dev libomp-dev python3 python3-msgpack python3-numpy dataset-fashion-mnist
+        clang libclang-rt-14-dev libomp-dev python3 python3-msgpack python3-numpy python3-faiss dataset-fashion-mnist
 
 # CUDA is an accelerator, never a requirement: built when nvcc is found.
 NVCC ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
@@ -28,12 +29,14 @@ CUDA ?= $(if $(NVCC),1,0)
 TOOLS   := $(patsubst cmd/%.c,%,$(wildcard cmd/*.c))
 LIB_SRC := $(wildcard lib/*/*.c lib/*/*/*.c)
 LIB_CU  := $(wildcard lib/*/*.cu lib/*/*/*.cu)
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+# C++ only where a dependency has no C interface (Debian's FAISS ships no C API library).
+LIB_CXX := $(wildcard lib/*/*.cpp)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(LIB_CXX:%.cpp=$(BUILD)/%.cpp.o)
 ifeq ($(CUDA),1)
   CPPFLAGS += -DKNND_CUDA=1
   CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
   LIB_OBJ += $(LIB_CU:%.cu=$(BUILD)/%.cu.o)
-  LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
+  LDLIBS  += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart
 endif
 UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -80,6 +83,10 @@ $(BUILD)/%.o: %.c $(BUILD)/flags
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(OMP) $(WARN) -MMD -MP -c -o $@ $<
 
+$(BUILD)/%.cpp.o: %.cpp $(BUILD)/flags
+	@mkdir -p $(dir $@)
+	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -O2 -g $(OMP) -Wall -Wextra -MMD -MP -c -o $@ $<
+
 $(BUILD)/%.cu.o: %.cu $(BUILD)/flags
 	@mkdir -p $(dir $@)
 	$(NVCC) -O2 -Ilib -DKNND_CUDA=1 -Xcompiler -Wall,-Wextra,-fPIC $(NVCCFLAGS) -c -o $@ $<
@@ -112,7 +119,7 @@ check: tests asan-build fuzz-build
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -Wno-pass-failed
 
 asan-build:
-	@$(MAKE) --no-print-directory BUILD=build/asan BINDIR=build/asan/bin CUDA=0 CC=clang \
+	@$(MAKE) --no-print-directory BUILD=build/asan BINDIR=build/asan/bin CUDA=0 CC=clang CXX=clang++ CXXFLAGS="$(SAN)" \
 	  CFLAGS="-O1 -g $(SAN)" LDFLAGS="$(SAN)" tests
 
 asan: asan-build
@@ -122,7 +129,7 @@ asan: asan-build
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 
 fuzz-build:
-	@$(MAKE) --no-print-directory BUILD=build/fuzz CUDA=0 CC=clang \
+	@$(MAKE) --no-print-directory BUILD=build/fuzz CUDA=0 CC=clang CXX=clang++ CXXFLAGS="$(SAN)" \
 	  CFLAGS="-O1 -g -fsanitize=fuzzer-no-link $(SAN)" $(FUZZ_BIN)
 
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c build/fuzz/libknnd.a
