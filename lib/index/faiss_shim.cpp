@@ -5,6 +5,7 @@
 
 #include <faiss/AutoTune.h>
 #include <faiss/IVFlib.h>
+#include <faiss/IndexRefine.h>
 #include <faiss/Index.h>
 #include <faiss/IndexFlatCodes.h>
 #include <faiss/IndexIVF.h>
@@ -64,9 +65,19 @@ extern "C" int fshim_dim(const struct fshim *ix) { return unwrap(ix)->d; }
 extern "C" int64_t fshim_count(const struct fshim *ix) { return unwrap(ix)->ntotal; }
 extern "C" int fshim_is_trained(const struct fshim *ix) { return unwrap(ix)->is_trained; }
 
+/* The inverted lists under any wrapper. FAISS 1.7.3's try_extract_index_ivf
+ * sees through pre-transforms (OPQ) and id maps but not a refine step. */
+static faiss::IndexIVF *find_ivf(const faiss::Index *ix)
+{
+	auto *index = const_cast<faiss::Index *>(ix);
+	if (auto *refine = dynamic_cast<faiss::IndexRefine *>(index))
+		index = refine->base_index;
+	return faiss::ivflib::try_extract_index_ivf(index);
+}
+
 extern "C" int fshim_is_ivf(const struct fshim *ix)
 {
-	return faiss::ivflib::try_extract_index_ivf(unwrap(ix)) != nullptr;
+	return find_ivf(unwrap(ix)) != nullptr;
 }
 
 extern "C" int fshim_train(struct fshim *ix, int64_t n, const float *x)

@@ -61,6 +61,12 @@ check build_reports_bytes sh -c 'knn-query build --index idx2 parts.ts 2>&1 | gr
 knn-query search --index idx -k 5 parts.ts >out.ts 2>/dev/null
 check search_fields "$PY" check.py out.ts 5
 check search_self_first sh -c '"$PY" results.py out.ts | awk "\$1 != \$2 { bad = 1 } END { exit bad }"'
+# nprobe must reach the inverted lists even under a refine step (FAISS 1.7.3's
+# try_extract_index_ivf does not see through IndexRefine): results differ.
+knn-query build --index refined --factory IVF16,SQ8,RFlat all.ts 2>/dev/null
+knn-query search --index refined -k 10 --nprobe 1 all.ts 2>/dev/null | ts-cat --full -k knn_ids >np1.txt
+knn-query search --index refined -k 10 --nprobe 16 all.ts 2>/dev/null | ts-cat --full -k knn_ids >np16.txt
+check nprobe_through_refine sh -c '! cmp -s np1.txt np16.txt'
 knn-query search --index idx -k 5 --exclude-self parts.ts >ex.ts 2>/dev/null
 check exclude_self sh -c '"$PY" results.py ex.ts | awk "{ for (i = 2; i <= NF; i++) if (\$i == \$1) bad = 1 } NF != 6 { bad = 1 } END { exit bad }"'
 knn-query search --index idx -k 5 --filter score=3:5 parts.ts >f.ts 2>/dev/null
