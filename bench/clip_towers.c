@@ -226,27 +226,11 @@ static void run_case(void *ctx)
 
 int main(int argc, char **argv)
 {
-	tool_init("clip_towers", argc, argv, help);
-	static const struct option opts[] = {
-		{"help", 0, 0, 'h'}, {"version", 0, 0, 'V'}, {"runs", 1, 0, 'r'}, {"warmup", 1, 0, 'w'},
-		{"only", 1, 0, 'o'}, {"breakdown", 0, 0, 'b'}, {0},
-	};
-	int runs = 5, warmup = 1, breakdown = 0;
-	const char *only = NULL;
-	int c;
-	while ((c = getopt_long(argc, argv, "hVr:w:b", opts, NULL)) != -1) {
-		if (tool_common_option(c, help))
-			continue;
-		switch (c) {
-		case 'r': runs = (int)parse_int_option("--runs", optarg, 1, 10000); break;
-		case 'w': warmup = (int)parse_int_option("--warmup", optarg, 0, 10000); break;
-		case 'o': only = optarg; break;
-		case 'b': breakdown = 1; break;
-		default: usage_error("unknown option");
-		}
-	}
-	if (only && strcmp(only, "vision") && strcmp(only, "text") && strcmp(only, "text77"))
-		usage_error("--only takes vision, text or text77");
+	static const char *const cases[] = { "vision", "text", "text77", NULL };
+	struct bench_options o = { .runs = 5, .warmup = 1 };
+	bench_parse_options(argc, argv, "clip_towers", help, cases, &o);
+	int runs = o.runs, warmup = o.warmup, breakdown = o.breakdown;
+	const char *only = o.only;
 
 	double peak = bench_sgemm_peak();
 	int threads = omp_get_max_threads();

@@ -361,29 +361,11 @@ static void run_pass(void *ctx)
 
 int main(int argc, char **argv)
 {
-	tool_init("nn_blocks", argc, argv, help);
-	static const struct option opts[] = {
-		{"help", 0, 0, 'h'}, {"version", 0, 0, 'V'}, {"runs", 1, 0, 'r'}, {"warmup", 1, 0, 'w'},
-		{"only", 1, 0, 'o'}, {"breakdown", 0, 0, 'b'}, {0},
-	};
-	int runs = 10, warmup = 2, breakdown = 0;
-	const char *only = NULL;
-	int c;
-	while ((c = getopt_long(argc, argv, "hVr:w:b", opts, NULL)) != -1) {
-		if (tool_common_option(c, help))
-			continue;
-		switch (c) {
-		case 'r': runs = (int)parse_int_option("--runs", optarg, 1, 10000); break;
-		case 'w': warmup = (int)parse_int_option("--warmup", optarg, 0, 10000); break;
-		case 'o': only = optarg; break;
-		case 'b': breakdown = 1; break;
-		default: usage_error("unknown option");
-		}
-	}
-	if (optind < argc)
-		usage_error("unexpected argument %s", argv[optind]);
-	if (only && strcmp(only, "transformer") && strcmp(only, "conv"))
-		usage_error("--only: transformer or conv, not %s", only);
+	static const char *const cases[] = { "transformer", "conv", NULL };
+	struct bench_options o = { .runs = 10, .warmup = 2 };
+	bench_parse_options(argc, argv, "nn_blocks", help, cases, &o);
+	int runs = o.runs, warmup = o.warmup, breakdown = o.breakdown;
+	const char *only = o.only;
 
 	int threads = omp_get_max_threads();
 	double peak = bench_sgemm_peak();

@@ -1,8 +1,10 @@
 #include "bench_util.h"
 
 #include <cblas.h>
+#include <getopt.h>
 #include <omp.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/tool.h"
 
@@ -69,4 +71,34 @@ double bench_sgemm_peak(void)
 	free(b);
 	free(c);
 	return 2.0 * n * n * n / best / 1e9;
+}
+
+void bench_parse_options(int argc, char **argv, const char *name, const char *help,
+                         const char *const *cases, struct bench_options *o)
+{
+	tool_init(name, argc, argv, help);
+	static const struct option opts[] = {
+		{"help", 0, 0, 'h'}, {"version", 0, 0, 'V'}, {"runs", 1, 0, 'r'}, {"warmup", 1, 0, 'w'},
+		{"only", 1, 0, 'o'}, {"breakdown", 0, 0, 'b'}, {0},
+	};
+	int c;
+	while ((c = getopt_long(argc, argv, "hVr:w:b", opts, NULL)) != -1) {
+		if (tool_common_option(c, help))
+			continue;
+		switch (c) {
+		case 'r': o->runs = (int)parse_int_option("--runs", optarg, 1, 10000); break;
+		case 'w': o->warmup = (int)parse_int_option("--warmup", optarg, 0, 10000); break;
+		case 'o': o->only = optarg; break;
+		case 'b': o->breakdown = 1; break;
+		default: usage_error("unknown option");
+		}
+	}
+	if (optind < argc)
+		usage_error("unexpected argument %s", argv[optind]);
+	if (!o->only)
+		return;
+	for (const char *const *k = cases; *k; k++)
+		if (!strcmp(o->only, *k))
+			return;
+	usage_error("--only: unknown case '%s'", o->only);
 }

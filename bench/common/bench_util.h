@@ -5,6 +5,16 @@
 
 double bench_now(void); /* seconds */
 
+/* The options every benchmark program takes: -r/--runs, -w/--warmup,
+ * --only NAME (one of `cases`, a NULL-terminated list) and -b/--breakdown,
+ * plus --help/--version. Defaults are the struct's values on entry. */
+struct bench_options {
+	int runs, warmup, breakdown;
+	const char *only;
+};
+void bench_parse_options(int argc, char **argv, const char *name, const char *help,
+                         const char *const *cases, struct bench_options *o);
+
 /* Runs run(ctx) `warmup` times untimed, then `runs` times timed; returns the
  * median in ms and sets *best_ms. */
 double bench_time_ms(void (*run)(void *ctx), void *ctx, int warmup, int runs, double *best_ms);
