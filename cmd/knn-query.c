@@ -15,10 +15,11 @@
 
 static const char help[] =
 	"Usage: knn-query build --index DIR [--factory STRING] [FILE...]\n"
+	"       knn-query train --index DIR [--factory STRING] [FILE...]\n"
 	"       knn-query add --index DIR [FILE...]\n"
 	"       knn-query merge --index DIR SHARD_DIR...\n"
-	"       knn-query search --index DIR [-k N] [--nprobe N] [--exclude-self]\n"
-	"                        [--filter FIELD=L:H] [FILE...]\n"
+	"       knn-query search --index DIR [-k N] [--nprobe N] [--refine N]\n"
+	"                        [--exclude-self] [--filter FIELD=L:H] [FILE...]\n"
 	"\n"
 	"A nearest-neighbour index over the `emb` field (float32 [d]) of tensor-stream\n"
 	"records, by cosine similarity (inner product of unit vectors).\n"
@@ -26,6 +27,8 @@ static const char help[] =
 	"build   index the records read; keeps each record's `id`, `path` and numeric\n"
 	"        fields (for --filter). Embeddings must have unit length: others are\n"
 	"        normalised, with one warning.\n"
+	"train   train an empty index on the records read (a sample of the\n"
+	"        collection); copies of it, filled with `add`, are shards that merge.\n"
 	"add     append the records read to an existing index.\n"
 	"merge   append the indexes SHARD_DIR... (same dimension and type) to DIR.\n"
 	"search  for every record with `emb`, add `knn` float32 [k,d] (the neighbours'\n"
@@ -36,11 +39,14 @@ static const char help[] =
 	"\n"
 	"Options:\n"
 	"  --index DIR         the index directory (required)\n"
-	"  --factory STRING    FAISS index_factory string (build), e.g. Flat or\n"
-	"                      OPQ64_256,IVF4096,PQ64; default: Flat below 100000\n"
-	"                      vectors, else OPQ64_256,IVF{4*sqrt(N)},PQ64\n"
+	"  --factory STRING    FAISS index_factory string (build, train), e.g. Flat,\n"
+	"                      IVF4096,PQ128x4fs or OPQ64_256,IVF4096,PQ64; default:\n"
+	"                      Flat below 100000 vectors, else IVF{4*sqrt(N)},PQ{d/4}x4fs\n"
+	"                      (64 bytes per vector for d=512)\n"
 	"  -k, --k N           neighbours per query (default 10)\n"
-	"  --nprobe N          inverted lists visited per query (IVF indexes; default 32)\n"
+	"  --nprobe N          inverted lists visited per query (IVF indexes; default 8)\n"
+	"  --refine N          compressed indexes: rescore k*N candidates exactly with the\n"
+	"                      stored vectors (default 32; 0: FAISS's approximate scores)\n"
 	"  --exclude-self      never return the query's own id or an exact duplicate\n"
 	"                      (score >= 1 - 1e-6)\n"
 	"  --filter FIELD=L:H  keep neighbours whose stored FIELD is in [L, H)\n"
@@ -51,7 +57,7 @@ static const char help[] =
 	"  img-read imgs/*.png | clip-embed --model M --image | knn-query build --index idx\n"
 	"  img-read q.png | clip-embed --model M --image | knn-query search --index idx -k 3\n";
 
-enum { OPT_INDEX = 256, OPT_FACTORY, OPT_NPROBE, OPT_EXCLUDE, OPT_FILTER };
+enum { OPT_INDEX = 256, OPT_FACTORY, OPT_NPROBE, OPT_REFINE, OPT_EXCLUDE, OPT_FILTER };
 
 struct options {
 	const char *index, *factory;
@@ -196,6 +202,54 @@ static bool any_string(const struct knn_index *ix, char *const *table)
 	return false;
 }
 
+/* Queries are searched SEARCH_BATCH at a time: one FAISS call, and the
+ * exact re-ranking spread over the threads. */
+#define SEARCH_BATCH 256
+
+struct search_batch {
+	struct record recs[SEARCH_BATCH];
+	float *q;                   /* [SEARCH_BATCH, d] */
+	const char *self_ids[SEARCH_BATCH];
+	int row[SEARCH_BATCH];      /* record of each query */
+	struct knn_hit *hits;       /* [SEARCH_BATCH, k] */
+	int found[SEARCH_BATCH];
+	int nrec, nq;
+};
+
+static void add_neighbours(const struct knn_index *ix, struct record *r, const struct knn_hit *hits, int m,
+                           bool has_ids, bool has_paths)
+{
+	int64_t kd[2] = { m, ix->d }, k1[1] = { m };
+	struct tensor *knn = record_new_tensor(r, "knn", DT_FLOAT32, 2, kd);
+	struct tensor *ids = record_new_tensor(r, "knn_ids", DT_INT64, 1, k1);
+	struct tensor *sc = record_new_tensor(r, "knn_scores", DT_FLOAT32, 1, k1);
+	for (int i = 0; i < m; i++) {
+		knn_index_vector(ix, hits[i].label, (float *)knn->data + (size_t)i * ix->d);
+		((int64_t *)ids->data)[i] = hits[i].label;
+		((float *)sc->data)[i] = hits[i].score;
+	}
+	if (has_paths)
+		set_string_array(r, "knn_paths", ix->paths, hits, m);
+	if (has_ids)
+		set_string_array(r, "knn_record_ids", ix->ids, hits, m);
+}
+
+/* Searches the batch's queries and writes its records in their order. */
+static void flush_batch(struct search_batch *b, struct knn_index *ix, const struct options *o,
+                        struct ts_writer *out, int64_t first, bool has_ids, bool has_paths)
+{
+	if (knn_index_search_batch(ix, b->nq, b->q, b->self_ids, &o->search, b->hits, b->found) < 0)
+		die("input: records %lld-%lld: %s", (long long)first, (long long)(first + b->nrec - 1),
+		    error_message());
+	for (int i = 0; i < b->nq; i++)
+		add_neighbours(ix, &b->recs[b->row[i]], b->hits + (size_t)i * o->search.k, b->found[i], has_ids,
+		               has_paths);
+	for (int i = 0; i < b->nrec; i++)
+		if (ts_write(out, &b->recs[i]) < 0)
+			die("%s", error_message());
+	b->nrec = b->nq = 0;
+}
+
 static void search(struct options *o, int nfiles, char **files)
 {
 	struct knn_index *ix = open_index(o->index);
@@ -207,45 +261,36 @@ static void search(struct options *o, int nfiles, char **files)
 	if (!in)
 		die("%s", error_message());
 	struct ts_writer *out = ts_writer_fd(1, "stdout");
-	struct record r = RECORD_INIT;
-	struct knn_hit *hits = xmalloc(o->search.k * sizeof *hits);
-	float *q = NULL;
+	static struct search_batch b;
+	b.q = xmalloc((size_t)SEARCH_BATCH * ix->d * sizeof *b.q);
+	b.hits = xmalloc((size_t)SEARCH_BATCH * o->search.k * sizeof *b.hits);
+	float *v = NULL;
 	int d = 0, rc;
 	int64_t n = 0;
-	while ((rc = ts_inputs_read(in, &r)) > 0) {
-		if (record_tensor(&r, "emb")) {
-			record_embedding(&r, "input", n, ix->d, &q, &d);
-			o->search.self_id = record_str(&r, "id");
-			int m = knn_index_search(ix, q, &o->search, hits);
-			if (m < 0)
-				die("input: record %lld: %s", (long long)n, error_message());
-			int64_t kd[2] = { m, ix->d }, k1[1] = { m };
-			struct tensor *knn = record_new_tensor(&r, "knn", DT_FLOAT32, 2, kd);
-			struct tensor *ids = record_new_tensor(&r, "knn_ids", DT_INT64, 1, k1);
-			struct tensor *sc = record_new_tensor(&r, "knn_scores", DT_FLOAT32, 1, k1);
-			for (int i = 0; i < m; i++) {
-				knn_index_vector(ix, hits[i].label, (float *)knn->data + (size_t)i * ix->d);
-				((int64_t *)ids->data)[i] = hits[i].label;
-				((float *)sc->data)[i] = hits[i].score;
-			}
-			if (has_paths)
-				set_string_array(&r, "knn_paths", ix->paths, hits, m);
-			if (has_ids)
-				set_string_array(&r, "knn_record_ids", ix->ids, hits, m);
+	while ((rc = ts_inputs_read(in, &b.recs[b.nrec])) > 0) {
+		struct record *r = &b.recs[b.nrec];
+		if (record_tensor(r, "emb")) {
+			record_embedding(r, "input", n, ix->d, &v, &d);
+			memcpy(b.q + (size_t)b.nq * ix->d, v, ix->d * sizeof *v);
+			b.self_ids[b.nq] = record_str(r, "id");
+			b.row[b.nq++] = b.nrec;
 		}
-		if (ts_write(out, &r) < 0)
-			die("%s", error_message());
 		n++;
+		if (++b.nrec == SEARCH_BATCH)
+			flush_batch(&b, ix, o, out, n - b.nrec, has_ids, has_paths);
 	}
 	if (rc < 0)
 		die("%s", error_message());
+	flush_batch(&b, ix, o, out, n - b.nrec, has_ids, has_paths);
 	if (n == 0)
 		die("input: no records");
 	if (ts_writer_close(out) < 0)
 		die("%s", error_message());
-	record_free(&r);
-	free(q);
-	free(hits);
+	for (int i = 0; i < SEARCH_BATCH; i++)
+		record_free(&b.recs[i]);
+	free(v);
+	free(b.q);
+	free(b.hits);
 	ts_inputs_close(in);
 	knn_index_free(ix);
 }
@@ -256,12 +301,14 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "help", 0, 0, 'h' }, { "version", 0, 0, 'V' }, { "index", 1, 0, OPT_INDEX },
 		{ "factory", 1, 0, OPT_FACTORY }, { "k", 1, 0, 'k' }, { "nprobe", 1, 0, OPT_NPROBE },
+		{ "refine", 1, 0, OPT_REFINE },
 		{ "exclude-self", 0, 0, OPT_EXCLUDE }, { "filter", 1, 0, OPT_FILTER }, { 0 }
 	};
 	if (argc < 2 || argv[1][0] == '-')
-		usage_error("a subcommand is required: build, add, merge or search");
+		usage_error("a subcommand is required: build, train, add, merge or search");
 	const char *sub = argv[1];
-	struct options o = { .search = { .k = 10, .nprobe = KNN_DEFAULT_NPROBE, .filter_attr = -1 } };
+	struct options o = { .search = { .k = 10, .nprobe = KNN_DEFAULT_NPROBE,
+	                                   .refine_factor = KNN_DEFAULT_REFINE, .filter_attr = -1 } };
 	int c;
 	argv++, argc--;
 	while ((c = getopt_long(argc, argv, "hVk:", opts, NULL)) != -1) {
@@ -272,6 +319,7 @@ int main(int argc, char **argv)
 		case OPT_FACTORY: o.factory = optarg; break;
 		case 'k': o.search.k = (int)parse_int_option("-k", optarg, 1, 100000); break;
 		case OPT_NPROBE: o.search.nprobe = (int)parse_int_option("--nprobe", optarg, 1, 1 << 20); break;
+		case OPT_REFINE: o.search.refine_factor = (int)parse_int_option("--refine", optarg, 0, 10000); break;
 		case OPT_EXCLUDE: o.search.exclude_self = true; break;
 		case OPT_FILTER: parse_filter(&o, optarg); break;
 		default: usage_error("unknown option");
@@ -284,6 +332,12 @@ int main(int argc, char **argv)
 	if (!strcmp(sub, "build")) {
 		struct knn_index *ix = ingest(NULL, &o, nfiles, files);
 		commit(ix);
+		save(ix, o.index);
+		knn_index_free(ix);
+	} else if (!strcmp(sub, "train")) {
+		struct knn_index *ix = ingest(NULL, &o, nfiles, files);
+		if (knn_index_train(ix, progress) < 0)
+			die("%s", error_message());
 		save(ix, o.index);
 		knn_index_free(ix);
 	} else if (!strcmp(sub, "add")) {
@@ -306,7 +360,7 @@ int main(int argc, char **argv)
 	} else if (!strcmp(sub, "search")) {
 		search(&o, nfiles, files);
 	} else {
-		usage_error("unknown subcommand '%s' (build, add, merge or search)", sub);
+		usage_error("unknown subcommand '%s' (build, train, add, merge or search)", sub);
 	}
 	return EXIT_OK;
 }

@@ -22,7 +22,9 @@
 /* Below this many vectors the automatic choice is exact search. */
 #define KNN_EXACT_MAX 100000
 /* knn-query's --nprobe default. */
-#define KNN_DEFAULT_NPROBE 32
+#define KNN_DEFAULT_NPROBE 8
+/* knn-query's --refine default: candidates rescored exactly per neighbour. */
+#define KNN_DEFAULT_REFINE 32
 
 struct fshim;
 
@@ -59,6 +61,10 @@ int knn_index_append(struct knn_index *ix, const float *v, const char *id, const
 /* Trains (if needed, on a sample) and adds the queued vectors to FAISS.
  * progress, if not NULL, is called with one-line messages. */
 int knn_index_commit(struct knn_index *ix, void (*progress)(const char *msg));
+/* Trains the index on the queued vectors, then forgets them: the result is
+ * an empty trained index, from which shards of one collection are built
+ * (add to copies of it) so that they can be merged. */
+int knn_index_train(struct knn_index *ix, void (*progress)(const char *msg));
 /* Appends every vector of b to a (same dimension and factory). b is
  * consumed: its FAISS vectors move into a. */
 int knn_index_merge(struct knn_index *a, struct knn_index *b);
@@ -76,8 +82,10 @@ struct knn_hit {
 struct knn_search_opts {
 	int k;
 	int nprobe;             /* 0: leave the index's setting */
+	int refine_factor;      /* compressed indexes: k * this candidates are rescored
+	                           with the stored vectors; 0: FAISS's scores as they are */
 	bool exclude_self;      /* drop self_id and exact duplicates */
-	const char *self_id;    /* the query's id, or NULL */
+	const char *self_id;    /* the query's id, or NULL (knn_index_search only) */
 	int filter_attr;        /* -1: no filter */
 	double filter_lo, filter_hi;  /* keep lo <= attr < hi */
 };
@@ -86,6 +94,12 @@ struct knn_search_opts {
  * Returns how many were found, or -1 (errorf). */
 int knn_index_search(struct knn_index *ix, const float *q, const struct knn_search_opts *opts,
                      struct knn_hit *hits);
+/* The same for nq queries q [nq, d] at once (one FAISS call, queries
+ * rescored in parallel): query i's neighbours go to hits[i * k ...] and
+ * their number to found[i]. self_ids (may be NULL) are the queries' ids
+ * for exclude_self. Returns 0 or -1 (errorf). */
+int knn_index_search_batch(struct knn_index *ix, int nq, const float *q, const char *const *self_ids,
+                           const struct knn_search_opts *opts, struct knn_hit *hits, int *found);
 /* Row i's stored vector as float32. */
 void knn_index_vector(const struct knn_index *ix, int64_t i, float *out);
 

@@ -85,11 +85,28 @@ check whole_has_results test -s whole.txt
 check add_same_as_build cmp whole.txt added.txt
 check merge_same_as_build cmp whole.txt merged.txt
 
+# Shards of an IVF index, filled from copies of one trained empty index,
+# merge into what one filled index gives.
+check train_empty knn-query train --index trained --factory IVF8,Flat parts.ts
+cp -r trained ivf_whole && cp -r trained ivf_a && cp -r trained ivf_b
+knn-query add --index ivf_whole parts.ts 2>/dev/null
+knn-query add --index ivf_a part1.ts 2>/dev/null
+knn-query add --index ivf_b part2.ts 2>/dev/null
+check merge_trained_shards knn-query merge --index ivf_a ivf_b
+knn-query search --index ivf_whole -k 5 --nprobe 2 parts.ts 2>/dev/null | "$PY" results.py /dev/stdin >ivf_whole.txt
+knn-query search --index ivf_a -k 5 --nprobe 2 parts.ts 2>/dev/null | "$PY" results.py /dev/stdin >ivf_merged.txt
+check merge_trained_same cmp ivf_whole.txt ivf_merged.txt
+
 # A compressed (8-bit scalar quantised) index, rescored with the stored
 # vectors, finds each record itself.
 check ivfpq_build knn-query build --index pq --factory IVF16,SQ8 parts.ts
 check ivfpq_self sh -c 'knn-query search --index pq -k 3 --nprobe 16 parts.ts 2>/dev/null >pq.ts &&
 	"$PY" results.py pq.ts | awk "\$1 != \$2 { bad++ } END { exit bad > 0 }"'
+# --refine 0 returns FAISS's own (quantised) scores, which differ from the
+# exact ones.
+knn-query search --index pq -k 3 --nprobe 16 --refine 0 parts.ts 2>/dev/null | ts-cat --full -k knn_scores >raw.txt
+ts-cat --full -k knn_scores pq.ts >exact.txt
+check refine_off sh -c 'test -s raw.txt && ! cmp -s raw.txt exact.txt'
 
 # Unnormalised input is normalised, with one warning.
 "$PY" - >big.ts <<'PYEOF'
