@@ -12,48 +12,14 @@
 # text77), KNND_BENCH_BIN (build/release/bench), KNND_PYTHON
 # (/usr/bin/python3, which has torch). See bench/README.md.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-THREADS=${BENCH_THREADS:-2}
-RUNS=${BENCH_RUNS:-5}
-WARMUP=${BENCH_WARMUP:-1}
-ROUNDS=${BENCH_ROUNDS:-2}
-PY=${KNND_PYTHON:-/usr/bin/python3}
-OURS=${KNND_BENCH_BIN:-$root/build/release/bench}/clip_towers
+NAME=clip_towers TORCH_SCRIPT=clip_towers_torch.py DEFAULT_RUNS=5 DEFAULT_WARMUP=1 DEFAULT_THREADS=2
+# shellcheck source=common/peer.sh
+source "$(dirname "$0")/common/peer.sh"
+[ "$BREAKDOWN" = 1 ] && ours_opts+=(--breakdown)
 
-say() { printf '%s\n' "$*"; }
-fail() { say "clip_towers: $*" >&2; exit 1; }
-
-[ -x "$OURS" ] || fail "$OURS not found; run make bench"
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/knnd-clip-towers.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-
-opts=(--runs "$RUNS" --warmup "$WARMUP")
-[ -n "${BENCH_ONLY:-}" ] && opts+=(--only "$BENCH_ONLY")
-ours_opts=()
-[ "${BENCH_BREAKDOWN:-0}" = 1 ] && ours_opts+=(--breakdown)
-
-say "== CLIP ViT-B/32 towers vs PyTorch ($THREADS threads; per case the best of $RUNS runs after $WARMUP warm-up, best over $ROUNDS rounds)"
-have_torch=1
-"$PY" -c 'import torch' 2>/dev/null || {
-	say "clip_towers: $PY has no torch; PyTorch's side and the ratios are skipped"
-	have_torch=0
-}
-# The two programs take turns, so that a burst of load from elsewhere on a
-# shared machine hits both sides alike.
-: >"$tmp/ours" >"$tmp/torch"
-for ((round = 1; round <= ROUNDS; round++)); do
-	OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS \
-		"$OURS" "${opts[@]}" "${ours_opts[@]}" >"$tmp/ours.$round" || fail "$OURS failed"
-	cat "$tmp/ours.$round" >>"$tmp/ours"
-	if [ "$have_torch" = 1 ]; then
-		OMP_WAIT_POLICY=passive OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS \
-			"$PY" "$root/bench/clip_towers_torch.py" --threads "$THREADS" "${opts[@]}" \
-			>"$tmp/torch.$round" || fail "bench/clip_towers_torch.py failed"
-		cat "$tmp/torch.$round" >>"$tmp/torch"
-	fi
-done
-grep '^#' "$tmp/ours.$ROUNDS" | sed 's/^# \{0,1\}/ours:  /'
-[ "$have_torch" = 0 ] || grep '^#' "$tmp/torch.$ROUNDS" | sed 's/^# \{0,1\}/torch: /'
+peer_header "CLIP ViT-B/32 towers vs PyTorch ($THREADS threads; per case the best of $RUNS runs after $WARMUP warm-up, best over $ROUNDS rounds)"
+peer_rounds "$THREADS"
+peer_notes
 
 # One row per tower and batch: items/s, GFLOP/s and fraction of the sgemm
 # peak for each side (each side's FLOPs as computed: PyTorch's text tower

@@ -11,49 +11,14 @@
 # BENCH_ONLY (transformer or conv), KNND_BENCH_BIN (build/release/bench),
 # KNND_PYTHON (/usr/bin/python3, which has torch). See bench/README.md.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-THREADS=${BENCH_THREADS:-2}
-RUNS=${BENCH_RUNS:-10}
-WARMUP=${BENCH_WARMUP:-2}
-ROUNDS=${BENCH_ROUNDS:-2}
-PY=${KNND_PYTHON:-/usr/bin/python3}
-OURS=${KNND_BENCH_BIN:-$root/build/release/bench}/nn_blocks
+NAME=nn_blocks TORCH_SCRIPT=nn_blocks_torch.py DEFAULT_RUNS=10 DEFAULT_WARMUP=2 DEFAULT_THREADS=2
+# shellcheck source=common/peer.sh
+source "$(dirname "$0")/common/peer.sh"
+[ "$BREAKDOWN" = 1 ] && ours_opts+=(--breakdown) torch_opts+=(--profile)
 
-say() { printf '%s\n' "$*"; }
-fail() { say "nn_blocks: $*" >&2; exit 1; }
-
-[ -x "$OURS" ] || fail "$OURS not found; run make bench"
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/knnd-nn-blocks.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-
-opts=(--runs "$RUNS" --warmup "$WARMUP")
-[ -n "${BENCH_ONLY:-}" ] && opts+=(--only "$BENCH_ONLY")
-ours_opts=() torch_opts=()
-[ "${BENCH_BREAKDOWN:-0}" = 1 ] && ours_opts+=(--breakdown) torch_opts+=(--profile)
-
-say "== engine blocks vs PyTorch ($THREADS threads; per pass the best of $RUNS runs after $WARMUP warm-up, best over $ROUNDS rounds)"
-have_torch=1
-"$PY" -c 'import torch' 2>/dev/null || {
-	say "nn_blocks: $PY has no torch; PyTorch's side and the ratios are skipped"
-	have_torch=0
-}
-# The two programs take turns, so that a burst of load from elsewhere on a
-# shared machine hits both sides alike; the best round counts.
-: >"$tmp/ours" >"$tmp/torch"
-for ((round = 1; round <= ROUNDS; round++)); do
-	OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS \
-		"$OURS" "${opts[@]}" "${ours_opts[@]}" >"$tmp/ours.$round" || fail "$OURS failed"
-	cat "$tmp/ours.$round" >>"$tmp/ours"
-	if [ "$have_torch" = 1 ]; then
-		OMP_WAIT_POLICY=passive OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS \
-			"$PY" "$root/bench/nn_blocks_torch.py" --threads "$THREADS" "${opts[@]}" "${torch_opts[@]}" \
-			>"$tmp/torch.$round" || fail "bench/nn_blocks_torch.py failed"
-		cat "$tmp/torch.$round" >>"$tmp/torch"
-	fi
-done
-# The readable lines of the last round.
-grep '^#' "$tmp/ours.$ROUNDS" | sed 's/^# \{0,1\}/ours:  /'
-[ "$have_torch" = 0 ] || grep '^#' "$tmp/torch.$ROUNDS" | sed 's/^# \{0,1\}/torch: /'
+peer_header "engine blocks vs PyTorch ($THREADS threads; per pass the best of $RUNS runs after $WARMUP warm-up, best over $ROUNDS rounds)"
+peer_rounds "$THREADS"
+peer_notes
 
 # One row per block and pass: times, GFLOP/s, fraction of our measured sgemm
 # peak, and the ratio torch/ours against the issue's targets.

@@ -615,6 +615,7 @@ static float dot_f16_body(const uint16_t *e, const float *q, int d)
 }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
 #include <immintrin.h>
 __attribute__((target("arch=x86-64-v3"))) static float dot_f16_avx2(const uint16_t *e, const float *q, int d)
 {
@@ -632,9 +633,12 @@ __attribute__((target("arch=x86-64-v3"))) static float dot_f16_avx2(const uint16
 static float dot_f16(const uint16_t *e, const float *q, int d)
 {
 	static int fast = -1;
-	if (fast < 0)
+	if (fast < 0) {
+		/* Clang 14's __builtin_cpu_supports does not know "f16c". */
+		unsigned a, b, c, d;
 		fast = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-		       __builtin_cpu_supports("f16c");
+		       __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+	}
 	return fast ? dot_f16_avx2(e, q, d) : dot_f16_body(e, q, d);
 }
 #else
