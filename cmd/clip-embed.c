@@ -4,7 +4,6 @@
 #include <getopt.h>
 #include <omp.h>
 #include <stdbool.h>
-#include <stdnoreturn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +13,7 @@
 #include "core/tool.h"
 #include "image/clip_preprocess.h"
 #include "nn/ops.h"
+#include "stream/record_batch.h"
 #include "stream/stream.h"
 #include "text/clip_tokenizer.h"
 
@@ -68,43 +68,15 @@ struct options {
 	int batch, threads;
 };
 
-/* The work of one run: a batch of records waiting for their embeddings. */
+/* The work of one run, shared by the batch callbacks. */
 struct embedder {
 	const struct options *o;
 	struct clip_model model;
 	struct clip_tokenizer *tok;
-	struct ts_writer *out;
-	struct record *recs;
-	struct origin { const char *input; long long index; bool line; } *origin; /* for messages */
-	int n;
 	float *inputs;   /* pixels [batch, 3, R, R] */
 	int32_t *ids;    /* [batch, context] */
 	float *features; /* [batch, embed] */
-	int *status;            /* per image: 0, or -1 with its message in errors */
-	char (*errors)[256];
-	long long done;
-	double start, last_report;
-	bool reported, tty;
 };
-
-/* ---- progress ---- */
-
-static void report_progress(struct embedder *e, bool final)
-{
-	if (!e->o->progress)
-		return;
-	double t = omp_get_wtime();
-	if (!final && t - e->last_report < 3.0)
-		return;
-	if (final && !e->reported)
-		return; /* short runs stay quiet */
-	e->last_report = t;
-	e->reported = true;
-	double rate = t > e->start ? e->done / (t - e->start) : 0;
-	fprintf(stderr, "%s: %lld records, %.1f/s%s", tool_name, e->done, rate,
-	        e->tty && !final ? "   \r" : "\n");
-	fflush(stderr);
-}
 
 /* ---- the batch ---- */
 
@@ -126,112 +98,93 @@ static enum resample_filter resize_filter(const struct record *r)
 	return RESAMPLE_BICUBIC;
 }
 
-static noreturn void die_at(const struct embedder *e, int i, const char *problem)
+/* The features of the batch's images. */
+static int encode_images(struct embedder *e, struct record_batch *b)
 {
-	const struct origin *o = &e->origin[i];
-	die("%s: %s %lld: %s", o->input, o->line ? "line" : "record", o->index, problem);
+	int R = e->model.cfg.resolution;
+	size_t per = (size_t)3 * R * R;
+	/* Preprocessing is per image and independent: one image per thread. */
+	#pragma omp parallel for schedule(dynamic)
+	for (int i = 0; i < b->n; i++) {
+		struct image view;
+		int rc = image_from_record(&b->recs[i], "image", &view);
+		if (rc == 0)
+			rc = clip_preprocess(&view, R, resize_filter(&b->recs[i]), e->inputs + i * per);
+		if (rc < 0)
+			record_batch_fail(b, i);
+	}
+	if (record_batch_check(b) < 0)
+		return -1;
+	clip_encode_image(&e->model, e->inputs, b->n, e->features, NULL);
+	return 0;
 }
 
-/* Embeds and writes the pending records. */
-static void flush_batch(struct embedder *e)
+/* The features of the batch's texts. */
+static int encode_texts(struct embedder *e, struct record_batch *b)
 {
-	const struct clip_config *c = &e->model.cfg;
-	int n = e->n, E = c->embed_dim;
-	if (n == 0)
-		return;
-	if (e->o->image) {
-		int R = c->resolution;
-		size_t per = (size_t)3 * R * R;
-		/* Preprocessing is per image and independent: one image per thread.
-		 * Messages are per thread, so each is copied out. */
-		#pragma omp parallel for schedule(dynamic)
-		for (int i = 0; i < n; i++) {
-			struct image view;
-			int rc = image_from_record(&e->recs[i], "image", &view);
-			if (rc == 0)
-				rc = clip_preprocess(&view, R, resize_filter(&e->recs[i]), e->inputs + i * per);
-			if (rc < 0)
-				snprintf(e->errors[i], sizeof e->errors[i], "%s", error_message());
-			e->status[i] = rc;
-		}
-		for (int i = 0; i < n; i++)
-			if (e->status[i] < 0)
-				die_at(e, i, e->errors[i]);
-		clip_encode_image(&e->model, e->inputs, n, e->features, NULL);
-	} else {
-		int ctx = c->context;
-		for (int i = 0; i < n; i++) {
-			const struct value *v = record_get(&e->recs[i], "text");
-			if (!v || v->kind != V_STR)
-				die_at(e, i, "no 'text' string field");
-			if (clip_tokenize(e->tok, v->str.ptr, v->str.len, e->ids + (size_t)i * ctx, ctx) < 0)
-				die_at(e, i, error_message());
-		}
-		if (clip_encode_text(&e->model, e->ids, n, e->features, NULL) < 0)
-			die("%s: %s", e->o->model, error_message());
+	int ctx = e->model.cfg.context;
+	for (int i = 0; i < b->n; i++) {
+		const struct value *v = record_get(&b->recs[i], "text");
+		int64_t rc = v && v->kind == V_STR
+		                     ? clip_tokenize(e->tok, v->str.ptr, v->str.len, e->ids + (size_t)i * ctx, ctx)
+		                     : errorf("no 'text' string field");
+		if (rc < 0)
+			record_batch_fail(b, i);
 	}
-	for (int i = 0; i < n; i++) {
+	if (record_batch_check(b) < 0)
+		return -1;
+	if (clip_encode_text(&e->model, e->ids, b->n, e->features, NULL) < 0)
+		return error_prefix("%s", e->o->model);
+	return 0;
+}
+
+/* Adds the embeddings to the batch's records. */
+static int embed_batch(void *ctx, struct record_batch *b)
+{
+	struct embedder *e = ctx;
+	int E = e->model.cfg.embed_dim;
+	if ((e->o->image ? encode_images(e, b) : encode_texts(e, b)) < 0)
+		return -1;
+	for (int i = 0; i < b->n; i++) {
 		float *f = e->features + (size_t)i * E;
 		if (e->o->keep_raw)
-			set_embedding(&e->recs[i], "emb_raw", f, E);
+			set_embedding(&b->recs[i], "emb_raw", f, E);
 		clip_normalize(f, 1, E);
-		set_embedding(&e->recs[i], "emb", f, E);
-		if (ts_write(e->out, &e->recs[i]) < 0)
-			die("%s", error_message());
+		set_embedding(&b->recs[i], "emb", f, E);
 	}
-	e->done += n;
-	e->n = 0;
-	report_progress(e, false);
+	return 0;
 }
 
-/* The next free record of the batch (cleared). */
-static struct record *next_slot(struct embedder *e)
-{
-	if (e->n == e->o->batch)
-		flush_batch(e);
-	record_clear(&e->recs[e->n]);
-	return &e->recs[e->n];
-}
+/* ---- text inputs ---- */
 
-/* Takes the slot next_slot gave into the batch. */
-static void fill_slot(struct embedder *e, const char *input, long long index, bool line)
+/* A record {text} per line of fd, which the caller keeps; first is a byte
+ * already read from it, or EOF. */
+static int read_lines(struct record_batch *b, int fd, const char *name, int first)
 {
-	e->origin[e->n++] = (struct origin){ input, index, line };
-}
-
-/* ---- inputs ---- */
-
-/* name must outlive the run (an argument, or "stdin"). */
-static void embed_stream(struct embedder *e, struct ts_reader *rd, const char *name)
-{
-	for (;;) {
-		struct record *r = next_slot(e);
-		int rc = ts_read(rd, r);
-		if (rc < 0)
-			die("%s", error_message());
-		if (rc == 0)
-			return;
-		fill_slot(e, name, (long long)ts_record_index(rd), false);
+	FILE *fp = fdopen(dup(fd), "r");
+	if (!fp || (first != EOF && ungetc(first, fp) == EOF)) {
+		int rc = errorf("%s: %s", name, strerror(errno));
+		if (fp)
+			fclose(fp);
+		return rc;
 	}
-}
-
-static void embed_lines(struct embedder *e, FILE *fp, const char *name)
-{
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t len;
-	for (long long lineno = 1; (len = getline(&line, &cap, fp)) > 0; lineno++) {
+	int rc = 0;
+	for (long long lineno = 1; rc == 0 && (len = getline(&line, &cap, fp)) > 0; lineno++) {
 		if (line[len - 1] == '\n')
 			len--;
 		if (len > 0 && line[len - 1] == '\r')
 			len--;
-		struct record *r = next_slot(e);
-		record_set_strn(r, "text", line, (size_t)len);
-		fill_slot(e, name, lineno, true);
+		record_set_strn(record_batch_slot(b), "text", line, (size_t)len);
+		rc = record_batch_push(b, (struct record_origin){ name, "line", lineno });
 	}
-	if (ferror(fp))
-		die("%s: read error: %s", name, strerror(errno));
+	if (rc == 0 && ferror(fp))
+		rc = errorf("%s: read error: %s", name, strerror(errno));
 	free(line);
+	fclose(fp);
+	return rc;
 }
 
 static bool starts_record(unsigned char b)
@@ -239,38 +192,49 @@ static bool starts_record(unsigned char b)
 	return (b >= 0x80 && b <= 0x8f) || b == 0xde || b == 0xdf; /* fixmap, map16, map32 */
 }
 
-static void embed_text_input(struct embedder *e, const char *path)
+/* The texts of one input: records, or lines when it does not start like a
+ * tensor stream (or when lines is set). path must outlive the batch. */
+static int read_texts(struct record_batch *b, const char *path, bool lines)
 {
 	bool is_stdin = !strcmp(path, "-");
 	const char *name = is_stdin ? "stdin" : path;
 	int fd = is_stdin ? 0 : open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		die("%s: %s", path, strerror(errno));
+		return errorf("%s: %s", path, strerror(errno));
 
 	unsigned char first = 0;
 	ssize_t got = 0;
-	if (!e->o->lines) {
+	if (!lines) {
 		do
 			got = read(fd, &first, 1);
 		while (got < 0 && errno == EINTR);
-		if (got < 0)
-			die("%s: read error: %s", name, strerror(errno));
 	}
 	/* Sniffing the format costs the first byte: the stream reader is handed
 	 * it back, and a line reader gets it through ungetc. */
-	if (got == 1 && starts_record(first)) {
+	int rc;
+	if (got < 0) {
+		rc = errorf("%s: read error: %s", name, strerror(errno));
+	} else if (got == 1 && starts_record(first)) {
 		struct ts_reader *rd = ts_open_fd_prefixed(fd, name, &first, 1);
-		embed_stream(e, rd, name);
+		rc = record_batch_read(b, rd, name);
 		ts_close(rd);
 	} else {
-		FILE *fp = fdopen(dup(fd), "r");
-		if (!fp || (got == 1 && ungetc(first, fp) == EOF))
-			die("%s: %s", name, strerror(errno));
-		embed_lines(e, fp, name);
-		fclose(fp);
+		rc = read_lines(b, fd, name, got == 1 ? first : EOF);
 	}
 	if (!is_stdin)
 		close(fd);
+	return rc;
+}
+
+/* Every text input, one after another ("-" or none: stdin). */
+static int read_text_files(struct record_batch *b, int nfiles, char **files, bool lines)
+{
+	if (nfiles == 0)
+		return read_texts(b, "-", lines);
+	for (int i = 0; i < nfiles; i++)
+		if (read_texts(b, files[i], lines) < 0)
+			return -1;
+	return 0;
 }
 
 /* ---- setup ---- */
@@ -367,56 +331,33 @@ int main(int argc, char **argv)
 	if (o.threads)
 		omp_set_num_threads(o.threads);
 
-	struct embedder e = { .o = &o, .tty = isatty(2) };
+	struct embedder e = { .o = &o };
 	if (clip_model_load(&e.model, o.model, &o.cfg) < 0)
 		die("%s", error_message());
 	const struct clip_config *c = &e.model.cfg;
 	if (o.text)
 		e.tok = load_vocab(&o, c);
-	e.recs = xcalloc(o.batch, sizeof *e.recs);
-	e.origin = xcalloc(o.batch, sizeof *e.origin);
 	e.features = xmalloc((size_t)o.batch * c->embed_dim * sizeof *e.features);
-	if (o.image) {
+	if (o.image)
 		e.inputs = xmalloc((size_t)o.batch * 3 * c->resolution * c->resolution * sizeof *e.inputs);
-		e.status = xcalloc(o.batch, sizeof *e.status);
-		e.errors = xcalloc(o.batch, sizeof *e.errors);
-	} else {
+	else
 		e.ids = xmalloc((size_t)o.batch * c->context * sizeof *e.ids);
-	}
-	e.out = ts_writer_fd(1, "stdout");
-	e.start = e.last_report = omp_get_wtime();
 
+	struct ts_writer *out = ts_writer_fd(1, "stdout");
+	struct record_batch b;
+	record_batch_init(&b, o.batch, out, o.progress);
+	b.run = embed_batch;
+	b.ctx = &e;
 	int nfiles = argc - optind;
-	char *stdin_only[] = { "-" };
-	char **files = nfiles ? argv + optind : stdin_only;
-	if (!nfiles)
-		nfiles = 1;
-	if (o.image) {
-		for (int i = 0; i < nfiles; i++) {
-			struct ts_reader *rd = ts_open(files[i]);
-			if (!rd)
-				die("%s", error_message());
-			embed_stream(&e, rd, strcmp(files[i], "-") ? files[i] : "stdin");
-			ts_close(rd);
-		}
-	} else {
-		for (int i = 0; i < nfiles; i++)
-			embed_text_input(&e, files[i]);
-	}
-	flush_batch(&e);
-	report_progress(&e, true);
-	if (ts_writer_close(e.out) < 0)
+	char **files = argv + optind;
+	int rc = o.image ? record_batch_read_files(&b, nfiles, files) : read_text_files(&b, nfiles, files, o.lines);
+	if (rc < 0 || record_batch_finish(&b) < 0 || ts_writer_close(out) < 0)
 		die("%s", error_message());
 
-	for (int i = 0; i < o.batch; i++)
-		record_free(&e.recs[i]);
-	free(e.recs);
-	free(e.origin);
+	record_batch_free(&b);
 	free(e.inputs);
 	free(e.ids);
 	free(e.features);
-	free(e.status);
-	free(e.errors);
 	if (e.tok)
 		clip_tokenizer_free(e.tok);
 	clip_model_free(&e.model);

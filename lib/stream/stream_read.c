@@ -80,8 +80,10 @@ struct ts_reader *ts_open_mem(const void *data, size_t len, const char *name)
 	struct ts_reader *rd = xcalloc(1, sizeof *rd);
 	rd->fd = -1;
 	rd->name = xstrdup(name);
-	rd->buf = (uint8_t *)data;
-	rd->len = rd->cap = len;
+	/* An empty buffer may be NULL; offsets from NULL are undefined. */
+	static const uint8_t empty[1];
+	rd->buf = (uint8_t *)(data ? data : empty);
+	rd->len = rd->cap = data ? len : 0;
 	rd->is_mem = rd->eof = 1;
 	return rd;
 }
