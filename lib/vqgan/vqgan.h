@@ -54,6 +54,10 @@ int vqgan_config_from_json(struct vqgan_config *c, const char *json);
 int vqgan_config_from_checkpoint(struct vqgan_config *c, const struct st_file *f);
 /* The config as taming JSON (malloc'd), for the weights' metadata. */
 char *vqgan_config_json(const struct vqgan_config *c);
+/* Whether c describes a model this code can build (positive sizes, channel
+ * counts that 32 groups divide, levels in range). Returns 0 or -1
+ * (errorf). */
+int vqgan_config_check(const struct vqgan_config *c);
 /* Downsampling factor 2^(levels-1). */
 int vqgan_factor(const struct vqgan_config *c);
 
@@ -92,7 +96,8 @@ float *vqgan_encoder_forward(struct vqgan *m, struct nn_arena *a, const float *x
 void vqgan_encoder_backward(struct vqgan *m, struct nn_arena *a, const float *dz);
 /* Nearest code of every latent of z [B,D,h,w]: idx [B*h*w] (b,y,x order),
  * zq [B,D,h,w] the codebook rows; dist (may be NULL) the squared distance
- * to the chosen code per position. */
+ * to the chosen code per position. The argmin runs on the host after a
+ * sync, so idx, zq and dist may be host or (host-visible) backend memory. */
 void vqgan_quantize(const struct vqgan *m, const float *z, int B, int h, int w, int32_t *idx, float *zq,
                     float *dist);
 /* zq [B,D,h,w] -> post_quant_conv -> decoder: image [B,out_ch,H,W]. */

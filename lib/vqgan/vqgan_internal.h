@@ -88,10 +88,6 @@ void vqgan_distances(const struct vqgan *m, const float *z, int B, int h, int w,
 /* zq [B, D, h, w] = the codebook rows of idx [B*h*w] (each in range). */
 void vqgan_lookup(const struct vqgan *m, const int32_t *idx, int B, int h, int w, float *zq);
 
-/* Whether c describes a model this code can build (positive sizes, channel
- * counts that 32 groups divide, levels in range). Returns 0 or -1
- * (errorf). */
-int vqgan_config_check(const struct vqgan_config *c);
 
 /* Checks a config file's sizes g against the checkpoint's c (a difference
  * names the tensor and `label`, the config's origin), then takes from g

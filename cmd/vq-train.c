@@ -1,0 +1,821 @@
+/* vq-train: trains a VQGAN image tokenizer on image records. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <omp.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/tool.h"
+#include "nn/checkpoint.h"
+#include "nn/ops.h"
+#include "nn/philox.h"
+#include "stream/stream.h"
+#include "vqgan/vqgan.h"
+#include "vqgan/vqgan_io.h"
+#include "vqgan/vqgan_train.h"
+
+static const char help[] =
+	"Usage: vq-train --out MODEL.safetensors [OPTION...] [FILE...]\n"
+	"Trains a VQGAN image tokenizer (taming-transformers' VQModel) on image records\n"
+	"(stdin by default, or files, which are read over and over).\n"
+	"\n"
+	"Each record's 'image' (uint8 [H,W,C]; gray is replicated to RGB, alpha is\n"
+	"composited onto white) is an example. All images must be square and of one\n"
+	"size, or give --resize. Files are re-read in turn for as long as training\n"
+	"runs, through a shuffle buffer; stdin is read to its end first and spooled\n"
+	"to a temporary file under $TMPDIR, which is re-read the same way. Memory is\n"
+	"bounded by --buffer and --batch, whatever the data's size.\n"
+	"\n"
+	"The weights go to MODEL.safetensors (taming's names, F32, the config as taming\n"
+	"JSON in the metadata: vq-encode and vq-decode load it like any converted\n"
+	"taming checkpoint), the optimiser state to MODEL.state.safetensors and the\n"
+	"trainer's own state (codebook statistics, discriminator) to\n"
+	"MODEL.train.safetensors. With --resume a run continues from them bit for bit\n"
+	"(same options, data and thread count).\n"
+	"\n"
+	"Model (--resume and --init take the checkpoint's; any given must agree):\n"
+	"      --resolution N     training image size (default: the images', or --resize)\n"
+	"  -f, --factor F         downsampling factor, a power of 2 (default 8); the\n"
+	"                         token grid is (N/F)x(N/F)\n"
+	"      --ch-mult LIST     channel multipliers per level, e.g. 1,2,2,4 (instead\n"
+	"                         of --factor: F = 2^(levels-1); default by F: 1,2 /\n"
+	"                         1,2,4 / 1,2,2,4 / 1,1,2,2,4 ...)\n"
+	"      --ch N             base channels, a multiple of 32 (default 64)\n"
+	"      --res-blocks N     residual blocks per level (default 2)\n"
+	"      --attn LIST        resolutions with attention blocks, e.g. 16,8, or none\n"
+	"                         (default: the lowest, N/F)\n"
+	"      --embed-dim D      code dimension, also the encoder's z channels\n"
+	"                         (default 64)\n"
+	"  -k, --codes K          codebook size (default 512)\n"
+	"      --channels C       image channels, 3 (RGB) or 1 (gray) (default 3)\n"
+	"      --beta B           commitment loss weight (default 0.25)\n"
+	"      --init PATH        start from these weights (a VQGAN checkpoint) instead\n"
+	"                         of a random initialisation\n"
+	"\n"
+	"Training:\n"
+	"  -o, --out PATH         where the model goes (required)\n"
+	"  -b, --batch N          images per step (default 16)\n"
+	"  -s, --steps N          optimiser steps in all (default 10000)\n"
+	"      --lr LR            peak learning rate of AdamW (betas 0.5, 0.9, as taming)\n"
+	"                         (default 2e-4)\n"
+	"      --min-lr LR        where the cosine decay ends, at the last step\n"
+	"                         (default lr/10)\n"
+	"      --warmup N         linear warm-up steps (default steps/20, at most 1000)\n"
+	"      --weight-decay W   AdamW weight decay of conv kernels (default 0)\n"
+	"      --clip-grad N      clip the gradient's global norm to N (default: off)\n"
+	"      --seed S           random seed of the initialisation, data order, flips\n"
+	"                         and restarts (default 1)\n"
+	"      --l1 W             weight of the L1 reconstruction loss (default 1)\n"
+	"      --l2 W             weight of the L2 (squared error) loss (default 1)\n"
+	"      --ema-codebook     move codes by exponential moving averages of their\n"
+	"                         latents instead of the codebook loss\n"
+	"      --ema-decay D      decay of those averages (default 0.99)\n"
+	"      --restart-after N  a code no latent chose for N steps is moved onto a\n"
+	"                         random latent of the batch (default 200)\n"
+	"      --no-restart       never restart dead codes\n"
+	"      --disc-start STEP  add a patch discriminator (hinge loss) from this step\n"
+	"                         on (default: none)\n"
+	"      --disc-weight W    its weight in the autoencoder's loss (default 0.8),\n"
+	"                         times taming's adaptive balance unless --disc-fixed\n"
+	"      --disc-fixed       use --disc-weight as it is\n"
+	"      --disc-ch N        its first layer's channels (default 64)\n"
+	"      --disc-layers N    its stride-2 layers (default: up to 3, by resolution)\n"
+	"  -r, --resize N         resize every image to NxN (Pillow's bicubic; the aspect\n"
+	"                         ratio is not kept)\n"
+	"      --flip             flip images left-right at random\n"
+	"      --buffer N         records in the shuffle buffer (default 512)\n"
+	"      --val FILE         held-out image records: PSNR and codebook use on them\n"
+	"                         at every report and at the end\n"
+	"      --val-count N      use at most the first N of them (default 256)\n"
+	"      --progress-every N report every N steps (default 100; 0: only at the end)\n"
+	"      --save-every N     checkpoint every N steps (default 1000; 0: only at the\n"
+	"                         end)\n"
+	"      --resume           continue the run whose checkpoint is at --out\n"
+	"      --stop-after N     stop (with a checkpoint) after N steps of this run\n"
+	"  -t, --threads N        CPU threads (default: OpenMP's, all cores); a resumed\n"
+	"                         run must use the same number to continue exactly\n"
+	"      --backend NAME     cpu (default), cuda or auto\n"
+	"  -h, --help             show this help\n"
+	"      --version          show the version\n"
+	"\n"
+	"Reports go to stderr: step, loss parts, reconstruction PSNR (dB, on 8-bit\n"
+	"pixels), codebook perplexity and codes used/total over the steps since the\n"
+	"last report, the same measures on --val, and speed.\n"
+	"\n"
+	"Examples:\n"
+	"  idx-read train-images-idx3-ubyte.gz | vq-train -o fmnist.safetensors \\\n"
+	"      --resize 32 -f 4 --codes 256 --steps 5000 --val val.ts\n"
+	"  vq-train -o vqgan.safetensors --resume photos.ts     # after a crash\n";
+
+enum {
+	OPT_RESOLUTION = VQGAN_OPT_FIRST_FREE, OPT_CH_MULT, OPT_CH, OPT_RES_BLOCKS, OPT_ATTN, OPT_EMBED_DIM,
+	OPT_CHANNELS, OPT_BETA, OPT_INIT, OPT_LR, OPT_MIN_LR, OPT_WARMUP, OPT_WEIGHT_DECAY, OPT_CLIP, OPT_SEED,
+	OPT_L1, OPT_L2, OPT_EMA, OPT_EMA_DECAY, OPT_RESTART_AFTER, OPT_NO_RESTART, OPT_DISC_START,
+	OPT_DISC_WEIGHT, OPT_DISC_FIXED, OPT_DISC_CH, OPT_DISC_LAYERS, OPT_FLIP, OPT_BUFFER, OPT_VAL,
+	OPT_VAL_COUNT, OPT_PROGRESS_EVERY, OPT_SAVE_EVERY, OPT_RESUME, OPT_STOP_AFTER,
+};
+
+/* Which architecture options the command line set (they must agree with
+ * a checkpoint that is resumed or started from). */
+enum { ARCH_FACTOR = 1, ARCH_CH_MULT = 2, ARCH_CH = 4, ARCH_BLOCKS = 8, ARCH_ATTN = 16, ARCH_EMBED = 32,
+       ARCH_CODES = 64, ARCH_CHANNELS = 128, ARCH_BETA = 256 };
+
+struct options {
+	const char *out, *init, *val;
+	struct vqgan_tool_options tool; /* batch, threads, backend */
+	int resolution, factor, levels, ch_mult[VQGAN_MAX_LEVELS], ch, res_blocks, embed_dim, codes, channels;
+	int attn[VQGAN_MAX_LEVELS + 1], nattn; /* resolutions; nattn -1: the default */
+	float beta;
+	unsigned arch_set;
+	struct nn_optim_config optim;
+	bool min_lr_set, warmup_set;
+	int64_t steps, stop_after, progress_every, save_every;
+	struct vqgan_train_config train;
+	int resize, buffer, val_count;
+	bool flip, resume;
+	char **inputs;
+	int ninputs;
+};
+
+/* ---- options ---- */
+
+/* "1,2,2,4" into at most max positive ints; returns the count. */
+static int parse_int_list(const char *opt, const char *arg, int *out, int max)
+{
+	int n = 0;
+	const char *p = arg;
+	while (*p) {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+		char item[32];
+		if (n == max || len == 0 || len >= sizeof item)
+			usage_error("%s: expected up to %d numbers separated by commas, not '%s'", opt, max, arg);
+		memcpy(item, p, len);
+		item[len] = 0;
+		out[n++] = (int)parse_int_option(opt, item, 1, 1 << 20);
+		p += len + (comma != NULL);
+	}
+	if (n == 0)
+		usage_error("%s: expected a list of numbers", opt);
+	return n;
+}
+
+static float parse_nonneg(const char *opt, const char *arg)
+{
+	double v = parse_float_option(opt, arg);
+	if (!(v >= 0))
+		usage_error("%s: must be >= 0, not %s", opt, arg);
+	return (float)v;
+}
+
+static void parse_options(int argc, char **argv, struct options *o)
+{
+	static const struct option opts[] = {
+		VQGAN_TOOL_LONGOPTS,
+		{ "help", 0, 0, 'h' }, { "version", 0, 0, 'V' }, { "out", 1, 0, 'o' }, { "resize", 1, 0, 'r' },
+		{ "factor", 1, 0, 'f' }, { "codes", 1, 0, 'k' }, { "steps", 1, 0, 's' },
+		{ "resolution", 1, 0, OPT_RESOLUTION }, { "ch-mult", 1, 0, OPT_CH_MULT }, { "ch", 1, 0, OPT_CH },
+		{ "res-blocks", 1, 0, OPT_RES_BLOCKS }, { "attn", 1, 0, OPT_ATTN }, { "embed-dim", 1, 0, OPT_EMBED_DIM },
+		{ "channels", 1, 0, OPT_CHANNELS }, { "beta", 1, 0, OPT_BETA }, { "init", 1, 0, OPT_INIT },
+		{ "lr", 1, 0, OPT_LR }, { "min-lr", 1, 0, OPT_MIN_LR }, { "warmup", 1, 0, OPT_WARMUP },
+		{ "weight-decay", 1, 0, OPT_WEIGHT_DECAY }, { "clip-grad", 1, 0, OPT_CLIP }, { "seed", 1, 0, OPT_SEED },
+		{ "l1", 1, 0, OPT_L1 }, { "l2", 1, 0, OPT_L2 }, { "ema-codebook", 0, 0, OPT_EMA },
+		{ "ema-decay", 1, 0, OPT_EMA_DECAY }, { "restart-after", 1, 0, OPT_RESTART_AFTER },
+		{ "no-restart", 0, 0, OPT_NO_RESTART }, { "disc-start", 1, 0, OPT_DISC_START },
+		{ "disc-weight", 1, 0, OPT_DISC_WEIGHT }, { "disc-fixed", 0, 0, OPT_DISC_FIXED },
+		{ "disc-ch", 1, 0, OPT_DISC_CH }, { "disc-layers", 1, 0, OPT_DISC_LAYERS }, { "flip", 0, 0, OPT_FLIP },
+		{ "buffer", 1, 0, OPT_BUFFER }, { "val", 1, 0, OPT_VAL }, { "val-count", 1, 0, OPT_VAL_COUNT },
+		{ "progress-every", 1, 0, OPT_PROGRESS_EVERY }, { "save-every", 1, 0, OPT_SAVE_EVERY },
+		{ "resume", 0, 0, OPT_RESUME }, { "stop-after", 1, 0, OPT_STOP_AFTER },
+		{ 0 },
+	};
+	*o = (struct options){
+		.factor = 8, .ch = 64, .res_blocks = 2, .embed_dim = 64, .codes = 512, .channels = 3, .beta = 0.25f,
+		.nattn = -1, .steps = 10000, .progress_every = 100, .save_every = 1000, .buffer = 512,
+		.val_count = 256, .train = vqgan_train_defaults(), .optim = nn_optim_defaults(),
+	};
+	vqgan_tool_defaults(&o->tool);
+	o->optim.lr = 2e-4f;
+	o->optim.beta1 = 0.5f;
+	o->optim.beta2 = 0.9f;
+	o->optim.weight_decay = 0;
+	int c;
+	while ((c = getopt_long(argc, argv, "hVo:r:f:k:s:b:t:", opts, NULL)) != -1) {
+		if (tool_common_option(c, help))
+			continue;
+		if (c == 'b' || c == 't' || c == VQGAN_OPT_BACKEND) {
+			vqgan_tool_option(&o->tool, c, optarg);
+			continue;
+		}
+		switch (c) {
+		case 'o': o->out = optarg; break;
+		case 'r': o->resize = (int)parse_int_option("--resize", optarg, 1, 65535); break;
+		case 'f':
+			o->factor = (int)parse_int_option("--factor", optarg, 1, 1 << (VQGAN_MAX_LEVELS - 1));
+			if (o->factor & (o->factor - 1))
+				usage_error("--factor: %d is not a power of 2", o->factor);
+			o->arch_set |= ARCH_FACTOR;
+			break;
+		case 'k': o->codes = (int)parse_int_option("--codes", optarg, 1, 1 << 20); o->arch_set |= ARCH_CODES; break;
+		case 's': o->steps = parse_int_option("--steps", optarg, 1, INT64_MAX / 4); break;
+		case OPT_RESOLUTION: o->resolution = (int)parse_int_option("--resolution", optarg, 1, 65535); break;
+		case OPT_CH_MULT:
+			o->levels = parse_int_list("--ch-mult", optarg, o->ch_mult, VQGAN_MAX_LEVELS);
+			o->arch_set |= ARCH_CH_MULT;
+			break;
+		case OPT_CH: o->ch = (int)parse_int_option("--ch", optarg, 1, 1 << 16); o->arch_set |= ARCH_CH; break;
+		case OPT_RES_BLOCKS:
+			o->res_blocks = (int)parse_int_option("--res-blocks", optarg, 0, 64);
+			o->arch_set |= ARCH_BLOCKS;
+			break;
+		case OPT_ATTN:
+			o->nattn = !strcmp(optarg, "none") ? 0 : parse_int_list("--attn", optarg, o->attn, VQGAN_MAX_LEVELS);
+			o->arch_set |= ARCH_ATTN;
+			break;
+		case OPT_EMBED_DIM:
+			o->embed_dim = (int)parse_int_option("--embed-dim", optarg, 1, 1 << 16);
+			o->arch_set |= ARCH_EMBED;
+			break;
+		case OPT_CHANNELS:
+			o->channels = (int)parse_int_option("--channels", optarg, 1, 3);
+			if (o->channels == 2)
+				usage_error("--channels: 1 (gray) or 3 (RGB), not 2");
+			o->arch_set |= ARCH_CHANNELS;
+			break;
+		case OPT_BETA: o->beta = parse_nonneg("--beta", optarg); o->arch_set |= ARCH_BETA; break;
+		case OPT_INIT: o->init = optarg; break;
+		case OPT_LR: o->optim.lr = parse_nonneg("--lr", optarg); break;
+		case OPT_MIN_LR: o->optim.min_lr = parse_nonneg("--min-lr", optarg); o->min_lr_set = true; break;
+		case OPT_WARMUP:
+			o->optim.warmup_steps = parse_int_option("--warmup", optarg, 0, INT64_MAX / 4);
+			o->warmup_set = true;
+			break;
+		case OPT_WEIGHT_DECAY: o->optim.weight_decay = parse_nonneg("--weight-decay", optarg); break;
+		case OPT_CLIP: o->optim.clip_norm = parse_nonneg("--clip-grad", optarg); break;
+		case OPT_SEED: o->train.seed = (uint64_t)parse_int_option("--seed", optarg, 0, INT64_MAX); break;
+		case OPT_L1: o->train.l1_weight = parse_nonneg("--l1", optarg); break;
+		case OPT_L2: o->train.l2_weight = parse_nonneg("--l2", optarg); break;
+		case OPT_EMA: o->train.ema_codebook = 1; break;
+		case OPT_EMA_DECAY:
+			o->train.ema_decay = (float)parse_float_option("--ema-decay", optarg);
+			if (!(o->train.ema_decay > 0 && o->train.ema_decay < 1))
+				usage_error("--ema-decay: must be between 0 and 1, not %s", optarg);
+			break;
+		case OPT_RESTART_AFTER:
+			o->train.restart_after = parse_int_option("--restart-after", optarg, 0, INT64_MAX / 4);
+			break;
+		case OPT_NO_RESTART: o->train.restart_after = 0; break;
+		case OPT_DISC_START: o->train.disc_start = parse_int_option("--disc-start", optarg, 0, INT64_MAX / 4); break;
+		case OPT_DISC_WEIGHT: o->train.disc_weight = parse_nonneg("--disc-weight", optarg); break;
+		case OPT_DISC_FIXED: o->train.disc_adaptive = 0; break;
+		case OPT_DISC_CH: o->train.disc_ch = (int)parse_int_option("--disc-ch", optarg, 1, 4096); break;
+		case OPT_DISC_LAYERS:
+			o->train.disc_layers = (int)parse_int_option("--disc-layers", optarg, 1, VQGAN_DISC_MAX_LAYERS);
+			break;
+		case OPT_FLIP: o->flip = true; break;
+		case OPT_BUFFER: o->buffer = (int)parse_int_option("--buffer", optarg, 1, 1 << 24); break;
+		case OPT_VAL: o->val = optarg; break;
+		case OPT_VAL_COUNT: o->val_count = (int)parse_int_option("--val-count", optarg, 1, 1 << 24); break;
+		case OPT_PROGRESS_EVERY:
+			o->progress_every = parse_int_option("--progress-every", optarg, 0, INT64_MAX);
+			break;
+		case OPT_SAVE_EVERY: o->save_every = parse_int_option("--save-every", optarg, 0, INT64_MAX); break;
+		case OPT_RESUME: o->resume = true; break;
+		case OPT_STOP_AFTER: o->stop_after = parse_int_option("--stop-after", optarg, 1, INT64_MAX); break;
+		default: usage_error("unknown option");
+		}
+	}
+	if (!o->out)
+		usage_error("--out PATH is required");
+	if (o->resume && o->init)
+		usage_error("--resume continues --out's run; --init starts a new one: give one of them");
+	if ((o->arch_set & ARCH_CH_MULT) && (o->arch_set & ARCH_FACTOR) && o->factor != 1 << (o->levels - 1))
+		usage_error("--ch-mult has %d levels (factor %d), --factor says %d", o->levels, 1 << (o->levels - 1),
+		            o->factor);
+	if (!(o->arch_set & ARCH_CH_MULT)) {
+		static const int mult[VQGAN_MAX_LEVELS][VQGAN_MAX_LEVELS] = {
+			{ 1 }, { 1, 2 }, { 1, 2, 4 }, { 1, 2, 2, 4 }, { 1, 1, 2, 2, 4 }, { 1, 1, 2, 2, 4, 4 },
+			{ 1, 1, 2, 2, 4, 4, 4 }, { 1, 1, 2, 2, 4, 4, 4, 4 },
+		};
+		o->levels = __builtin_ctz((unsigned)o->factor) + 1;
+		memcpy(o->ch_mult, mult[o->levels - 1], sizeof o->ch_mult);
+	}
+	if (!o->min_lr_set)
+		o->optim.min_lr = o->optim.lr / 10;
+	if (!o->warmup_set)
+		o->optim.warmup_steps = o->steps / 20 < 1000 ? o->steps / 20 : 1000;
+	if (o->optim.warmup_steps >= o->steps)
+		usage_error("--warmup %lld must be shorter than --steps %lld", (long long)o->optim.warmup_steps,
+		            (long long)o->steps);
+	o->optim.decay_steps = o->steps;
+	if (o->train.disc_start >= 0 && o->train.disc_start >= o->steps)
+		warnx_tool("--disc-start %lld is at or after the last step: the discriminator never comes in",
+		           (long long)o->train.disc_start);
+	o->inputs = argv + optind;
+	o->ninputs = argc - optind;
+}
+
+/* ---- the data ----
+ * An endless sequence of images: the input files one after another, over
+ * and over; stdin is first copied to a spool file that is then re-read in
+ * the same way. Every image is checked as it is read. */
+
+struct image_source {
+	char **files;
+	int nfiles, cur;
+	int spool_fd;            /* stdin's copy, or -1 */
+	struct ts_reader *rd;
+	int64_t in_cycle;        /* records read since the first file was opened last */
+	int resize;              /* the images' required side, 0: their own */
+	int side;                /* every image's side (once the first is read, without resize) */
+};
+
+static const char *source_name(const struct image_source *s)
+{
+	return s->spool_fd >= 0 ? "stdin" : s->files[s->cur];
+}
+
+/* Checks the image of r (just read from rd) and drops every other field,
+ * so that a buffer of records holds only pixels. */
+static int check_record(struct image_source *s, struct record *r, const char *name, long long index)
+{
+	struct image view;
+	if (image_from_record(r, "image", &view) < 0)
+		return error_prefix("%s: record %lld", name, index);
+	if (!s->resize) {
+		if (view.width != view.height)
+			return errorf("%s: record %lld: image %dx%d is not square (see --resize)", name, index, view.width,
+			              view.height);
+		if (!s->side)
+			s->side = view.width;
+		if (view.width != s->side)
+			return errorf("%s: record %lld: image %dx%d, the others are %dx%d (all must be the same size; see "
+			              "--resize)", name, index, view.width, view.height, s->side, s->side);
+	}
+	for (int i = r->n - 1; i >= 0; i--)
+		if (strcmp(r->fields[i].key, "image"))
+			record_remove(r, r->fields[i].key);
+	return 0;
+}
+
+/* Copies stdin to an unlinked file under $TMPDIR, checking each image. */
+static int spool_stdin(struct image_source *s)
+{
+	const char *dir = getenv("TMPDIR");
+	char path[4096];
+	snprintf(path, sizeof path, "%s/vq-train.XXXXXX", dir && *dir ? dir : "/tmp");
+	int fd = mkstemp(path);
+	if (fd < 0)
+		return errorf("%s: cannot create a spool file for stdin: %s", path, strerror(errno));
+	unlink(path);
+	struct ts_reader *rd = ts_open(NULL);
+	struct ts_writer *w = ts_writer_fd(fd, path);
+	struct record r = RECORD_INIT;
+	int rc;
+	long long n = 0;
+	while ((rc = ts_read(rd, &r)) > 0) {
+		if ((rc = check_record(s, &r, "stdin", n++)) < 0 || (rc = ts_write(w, &r)) < 0)
+			break;
+	}
+	record_free(&r);
+	ts_close(rd);
+	if (ts_writer_close(w) < 0 && rc == 0)
+		rc = -1;
+	if (rc == 0 && n == 0)
+		rc = errorf("stdin: no image records");
+	if (rc < 0) {
+		close(fd);
+		return -1;
+	}
+	s->spool_fd = fd;
+	return 0;
+}
+
+static int source_open(struct image_source *s, char **files, int nfiles, int resize)
+{
+	*s = (struct image_source){ .files = files, .nfiles = nfiles, .spool_fd = -1, .resize = resize };
+	if (nfiles == 0 || (nfiles == 1 && !strcmp(files[0], "-"))) {
+		s->nfiles = 1;
+		return spool_stdin(s);
+	}
+	for (int i = 0; i < nfiles; i++)
+		if (!strcmp(files[i], "-"))
+			return errorf("stdin ('-') can only be the one input: files are re-read, stdin cannot be");
+	return 0;
+}
+
+/* The next image record into r. */
+static int source_next(struct image_source *s, struct record *r)
+{
+	for (;;) {
+		if (!s->rd) {
+			if (s->cur == 0)
+				s->in_cycle = 0;
+			if (s->spool_fd >= 0) {
+				if (lseek(s->spool_fd, 0, SEEK_SET) < 0)
+					return errorf("stdin's spool file: %s", strerror(errno));
+				s->rd = ts_open_fd(s->spool_fd, "stdin");
+			} else {
+				s->rd = ts_open(s->files[s->cur]);
+			}
+			if (!s->rd)
+				return -1;
+		}
+		int rc = ts_read(s->rd, r);
+		if (rc < 0)
+			return -1;
+		if (rc > 0) {
+			s->in_cycle++;
+			return check_record(s, r, source_name(s), (long long)ts_record_index(s->rd));
+		}
+		ts_close(s->rd);
+		s->rd = NULL;
+		s->cur = (s->cur + 1) % s->nfiles;
+		if (s->cur == 0 && s->in_cycle == 0)
+			return errorf("%s: no image records in the input", s->nfiles == 1 ? source_name(s) : "all files");
+	}
+}
+
+static void source_close(struct image_source *s)
+{
+	if (s->rd)
+		ts_close(s->rd);
+	if (s->spool_fd >= 0)
+		close(s->spool_fd);
+}
+
+/* A shuffle buffer over the source: draw k takes a random slot (Philox,
+ * keyed by the seed, counted by k) and refills it from the source, so the
+ * order depends only on the seed and the data, and a resumed run gets back
+ * to where it was by replaying the draws without decoding any image. */
+struct shuffle {
+	struct image_source *src;
+	struct record *slot;
+	int n;
+	uint64_t key;
+	int64_t draws;
+};
+
+#define DATA_STREAM 0x64617461ull
+
+static int shuffle_open(struct shuffle *sh, struct image_source *src, int n, uint64_t seed)
+{
+	*sh = (struct shuffle){ .src = src, .n = n, .key = seed ^ DATA_STREAM };
+	sh->slot = xcalloc((size_t)n, sizeof *sh->slot);
+	for (int i = 0; i < n; i++)
+		if (source_next(src, &sh->slot[i]) < 0)
+			return -1;
+	return 0;
+}
+
+static uint32_t draw_word(const struct shuffle *sh, uint64_t e)
+{
+	return philox_block_at(sh->key, e).w[e & 3];
+}
+
+/* The slot of the next draw, and whether to flip it. */
+static int next_slot(const struct shuffle *sh, bool *flip)
+{
+	uint64_t e = 2 * (uint64_t)sh->draws;
+	*flip = draw_word(sh, e + 1) >> 31;
+	return (int)(((uint64_t)draw_word(sh, e) * (uint64_t)sh->n) >> 32);
+}
+
+static int shuffle_refill(struct shuffle *sh, int slot)
+{
+	sh->draws++;
+	return source_next(sh->src, &sh->slot[slot]);
+}
+
+/* Draws one image as model input [channels, side, side]. */
+static int shuffle_draw(struct shuffle *sh, int channels, int side, bool flip_ok, float *out)
+{
+	bool flip;
+	int i = next_slot(sh, &flip);
+	struct image view;
+	if (image_from_record(&sh->slot[i], "image", &view) < 0 ||
+	    vqgan_input_from_image(&view, channels, sh->src->resize, out) < 0)
+		return -1;
+	if (flip && flip_ok)
+		for (int row = 0; row < channels * side; row++) {
+			float *p = out + (size_t)row * side;
+			for (int x = 0; x < side / 2; x++) {
+				float t = p[x];
+				p[x] = p[side - 1 - x];
+				p[side - 1 - x] = t;
+			}
+		}
+	return shuffle_refill(sh, i);
+}
+
+static int shuffle_skip(struct shuffle *sh, int64_t draws)
+{
+	for (int64_t k = 0; k < draws; k++) {
+		bool flip;
+		if (shuffle_refill(sh, next_slot(sh, &flip)) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static void shuffle_close(struct shuffle *sh)
+{
+	for (int i = 0; i < sh->n; i++)
+		record_free(&sh->slot[i]);
+	free(sh->slot);
+}
+
+/* ---- the held-out set ---- */
+
+struct val_set {
+	float *x; /* [n, C, side, side] */
+	int n;
+	int64_t *counts;
+};
+
+static void val_read(struct val_set *v, const struct options *o, int channels, int side)
+{
+	struct ts_reader *rd = ts_open(o->val);
+	if (!rd)
+		die("%s", error_message());
+	size_t per = (size_t)channels * side * side;
+	struct record r = RECORD_INIT;
+	int rc = 0;
+	while (v->n < o->val_count && (rc = ts_read(rd, &r)) > 0) {
+		struct image view;
+		long long index = (long long)ts_record_index(rd);
+		if (image_from_record(&r, "image", &view) < 0)
+			die("%s: record %lld: %s", o->val, index, error_message());
+		if (!o->resize && (view.width != side || view.height != side))
+			die("%s: record %lld: image %dx%d, the training images are %dx%d (see --resize)", o->val, index,
+			    view.width, view.height, side, side);
+		v->x = xrealloc(v->x, (size_t)(v->n + 1) * per * sizeof *v->x);
+		if (vqgan_input_from_image(&view, channels, o->resize, v->x + v->n * per) < 0)
+			die("%s: record %lld: %s", o->val, index, error_message());
+		v->n++;
+	}
+	if (rc < 0)
+		die("%s", error_message());
+	if (v->n == 0)
+		die("%s: no image records", o->val);
+	record_free(&r);
+	ts_close(rd);
+}
+
+/* PSNR and codebook use of the model on the held-out set. */
+static void val_measure(struct val_set *v, struct vqgan *m, int batch, int side, double *psnr, double *ppl,
+                        int *used)
+{
+	size_t per = (size_t)m->cfg.in_channels * side * side;
+	double sq = 0;
+	memset(v->counts, 0, (size_t)m->cfg.n_embed * sizeof *v->counts);
+	for (int i = 0; i < v->n; i += batch) {
+		int n = v->n - i < batch ? v->n - i : batch;
+		if (vqgan_evaluate(m, v->x + i * per, n, side, side, &sq, v->counts) < 0)
+			die("%s", error_message());
+	}
+	*psnr = vqgan_psnr(sq, (int64_t)v->n * (int64_t)per);
+	*ppl = vqgan_perplexity(v->counts, m->cfg.n_embed, used);
+}
+
+/* ---- the model ---- */
+
+static struct vqgan_config config_from_options(const struct options *o, int side)
+{
+	struct vqgan_config c = {
+		.in_channels = o->channels, .out_ch = o->channels, .ch = o->ch, .levels = o->levels,
+		.num_res_blocks = o->res_blocks, .z_channels = o->embed_dim, .embed_dim = o->embed_dim,
+		.n_embed = o->codes, .resolution = side, .beta = o->beta,
+	};
+	memcpy(c.ch_mult, o->ch_mult, sizeof c.ch_mult);
+	int f = vqgan_factor(&c);
+	if (side % f)
+		die("the images are %dx%d, not a multiple of the downsampling factor %d (see --resize)", side, side, f);
+	if (o->nattn < 0) {
+		c.attn[c.levels - 1] = 1;
+	} else {
+		for (int i = 0; i < o->nattn; i++) {
+			int level = 0;
+			while (level < c.levels && side >> level != o->attn[i])
+				level++;
+			if (level == c.levels)
+				die("--attn: %d is not a resolution of the model (%d down to %d)", o->attn[i], side, side / f);
+			c.attn[level] = 1;
+		}
+	}
+	if (vqgan_config_check(&c) < 0)
+		die("%s", error_message());
+	return c;
+}
+
+/* Options that set the architecture must agree with a checkpoint's. */
+static void check_arch(const struct options *o, const struct vqgan_config *c, const char *path, int side)
+{
+	struct { unsigned bit; const char *opt; long want, have; } items[] = {
+		{ ARCH_FACTOR, "--factor", o->factor, vqgan_factor(c) },
+		{ ARCH_CH_MULT, "--ch-mult levels", o->levels, c->levels },
+		{ ARCH_CH, "--ch", o->ch, c->ch },
+		{ ARCH_BLOCKS, "--res-blocks", o->res_blocks, c->num_res_blocks },
+		{ ARCH_EMBED, "--embed-dim", o->embed_dim, c->embed_dim },
+		{ ARCH_CODES, "--codes", o->codes, c->n_embed },
+		{ ARCH_CHANNELS, "--channels", o->channels, c->in_channels },
+	};
+	for (size_t i = 0; i < sizeof items / sizeof *items; i++)
+		if ((o->arch_set & items[i].bit) && items[i].want != items[i].have)
+			die("%s: %s %ld differs from the checkpoint's %ld", path, items[i].opt, items[i].want, items[i].have);
+	if ((o->arch_set & ARCH_BETA) && o->beta != c->beta)
+		die("%s: --beta %g differs from the checkpoint's %g", path, o->beta, c->beta);
+	if (side % vqgan_factor(c))
+		die("%s: the images are %dx%d, not a multiple of the model's factor %d (see --resize)", path, side, side,
+		    vqgan_factor(c));
+}
+
+/* ---- progress ---- */
+
+struct report {
+	int64_t steps;
+	double loss, l1, l2, codebook, commit, gen, disc, disc_weight, sq_err;
+	int64_t pixels, restarts, skipped;
+	double start;
+	int64_t start_step;
+};
+
+static void report_add(struct report *r, const struct vqgan_step_stats *s)
+{
+	r->steps++;
+	r->loss += s->loss;
+	r->l1 += s->l1;
+	r->l2 += s->l2;
+	r->codebook += s->codebook;
+	r->commit += s->commit;
+	r->gen += s->gen;
+	r->disc += s->disc;
+	r->disc_weight += s->disc_weight;
+	r->sq_err += s->sq_err;
+	r->pixels += s->pixels;
+	r->restarts += s->restarts;
+	r->skipped += s->skipped;
+}
+
+static void print_val(struct val_set *v, struct vqgan *m, int batch, int side)
+{
+	double psnr, ppl;
+	int used;
+	val_measure(v, m, batch, side, &psnr, &ppl, &used);
+	fprintf(stderr, " | val psnr %.2f perplexity %.1f codes %d/%d", psnr, ppl, used, m->cfg.n_embed);
+}
+
+static void report_print(struct report *r, struct vqgan_trainer *t, struct val_set *v, const struct options *o,
+                         int side)
+{
+	int64_t step = t->opt.step;
+	fprintf(stderr, "%s: step %lld/%lld", tool_name, (long long)step, (long long)o->steps);
+	if (r->steps > 0) {
+		double n = (double)r->steps, ppl;
+		int used;
+		int64_t *counts = xmalloc((size_t)t->K * sizeof *counts);
+		vqgan_trainer_take_usage(t, counts);
+		ppl = vqgan_perplexity(counts, t->K, &used);
+		free(counts);
+		fprintf(stderr, ": loss %.4f (l1 %.4f l2 %.4f codebook %.4f commit %.4f", r->loss / n, r->l1 / n,
+		        r->l2 / n, r->codebook / n, r->commit / n);
+		if (t->disc && step > o->train.disc_start)
+			fprintf(stderr, " gen %.3f x %.3g disc %.3f", r->gen / n, r->disc_weight / n, r->disc / n);
+		fprintf(stderr, ") psnr %.2f perplexity %.1f codes %d/%d", vqgan_psnr(r->sq_err, r->pixels), ppl, used,
+		        t->K);
+		if (r->restarts)
+			fprintf(stderr, " restarts %lld", (long long)r->restarts);
+		if (r->skipped)
+			fprintf(stderr, " skipped %lld (gradient not finite)", (long long)r->skipped);
+	}
+	if (v->n)
+		print_val(v, t->m, o->tool.batch, side);
+	double now = omp_get_wtime();
+	if (step > r->start_step && now > r->start)
+		fprintf(stderr, " | lr %.3g, %.2f steps/s", t->opt.last_lr, (double)(step - r->start_step) / (now - r->start));
+	fputc('\n', stderr);
+	fflush(stderr);
+	double start = r->start;
+	int64_t start_step = r->start_step;
+	*r = (struct report){ .start = start, .start_step = start_step };
+}
+
+/* ---- the run ---- */
+
+/* The data settings a resumed run must share, as checkpoint metadata. */
+struct data_meta {
+	char text[4][32];
+	struct st_meta meta[4];
+};
+
+static void data_meta_init(struct data_meta *d, const struct options *o)
+{
+	const char *keys[4] = { "data_batch", "data_buffer", "data_flip", "data_resize" };
+	long values[4] = { o->tool.batch, o->buffer, o->flip, o->resize };
+	for (int i = 0; i < 4; i++) {
+		snprintf(d->text[i], sizeof d->text[i], "%ld", values[i]);
+		d->meta[i] = (struct st_meta){ keys[i], d->text[i] };
+	}
+}
+
+static void save(struct vqgan_trainer *t, const struct options *o, const struct shuffle *sh,
+                 const struct data_meta *dm)
+{
+	struct nn_train_position pos = { .rng_seed = o->train.seed, .rng_offset = (uint64_t)sh->draws,
+	                                 .data_pos = sh->draws };
+	if (vqgan_trainer_save(t, o->out, &pos, dm->meta, 4) < 0)
+		die("%s", error_message());
+}
+
+int main(int argc, char **argv)
+{
+	tool_init("vq-train", argc, argv, help);
+	struct options o;
+	parse_options(argc, argv, &o);
+
+	struct image_source src;
+	struct shuffle sh;
+	if (source_open(&src, o.inputs, o.ninputs, o.resize) < 0 ||
+	    shuffle_open(&sh, &src, o.buffer, o.train.seed) < 0)
+		die("%s", error_message());
+	int side = o.resize ? o.resize : src.side;
+	if (o.resolution && o.resolution != side)
+		die("the images are %dx%d, --resolution says %d (see --resize)", side, side, o.resolution);
+
+	struct vqgan m;
+	const char *from = o.resume ? o.out : o.init;
+	if (from) {
+		if (vqgan_load(&m, from, NULL, 1) < 0)
+			die("%s", error_message());
+		check_arch(&o, &m.cfg, from, side);
+		if (!o.resume)
+			m.cfg.resolution = side;
+	} else {
+		struct vqgan_config c = config_from_options(&o, side);
+		vqgan_init(&m, &c, 1);
+		vqgan_init_random(&m, o.train.seed);
+	}
+	struct vqgan_trainer t;
+	if (vqgan_trainer_init(&t, &m, &o.train, &o.optim) < 0)
+		die("%s", error_message());
+	struct data_meta dm;
+	data_meta_init(&dm, &o);
+	if (o.resume) {
+		struct nn_train_position pos;
+		if (vqgan_trainer_load(&t, o.out, &pos, dm.meta, 4) < 0)
+			die("%s%s", error_message(), strstr(error_message(), "trained with") ?
+			    " (a resumed run needs the options it was started with)" : "");
+		if (shuffle_skip(&sh, pos.data_pos) < 0)
+			die("%s", error_message());
+	}
+
+	struct val_set val = { .counts = xcalloc((size_t)m.cfg.n_embed, sizeof(int64_t)) };
+	if (o.val)
+		val_read(&val, &o, m.cfg.in_channels, side);
+	int f = vqgan_factor(&m.cfg), B = o.tool.batch;
+	fprintf(stderr, "%s: %dx%d images, factor %d (%dx%d tokens), %d codes of %d, %.2fM parameters, batch %d%s\n",
+	        tool_name, side, side, f, side / f, side / f, m.cfg.n_embed, m.cfg.embed_dim,
+	        (double)m.params.total / 1e6, B, o.resume ? ", resumed" : "");
+
+	struct report r = { .start = omp_get_wtime(), .start_step = t.opt.step };
+	if (val.n && t.opt.step == 0)
+		report_print(&r, &t, &val, &o, side);
+	size_t per = (size_t)m.cfg.in_channels * side * side;
+	float *x = xmalloc((size_t)B * per * sizeof *x);
+	int64_t this_run = 0, saved_at = t.opt.step;
+	while (t.opt.step < o.steps && (!o.stop_after || this_run < o.stop_after)) {
+		for (int b = 0; b < B; b++)
+			if (shuffle_draw(&sh, m.cfg.in_channels, side, o.flip, x + b * per) < 0)
+				die("%s", error_message());
+		struct vqgan_step_stats s;
+		if (vqgan_trainer_step(&t, x, B, side, side, &s) < 0)
+			die("%s", error_message());
+		report_add(&r, &s);
+		this_run++;
+		int64_t step = t.opt.step;
+		if (o.progress_every && step % o.progress_every == 0)
+			report_print(&r, &t, &val, &o, side);
+		if (o.save_every && step % o.save_every == 0) {
+			save(&t, &o, &sh, &dm);
+			saved_at = step;
+		}
+	}
+	if (saved_at != t.opt.step)
+		save(&t, &o, &sh, &dm);
+	/* The last line, unless a report was just printed at this step. */
+	if (r.steps > 0 || this_run == 0)
+		report_print(&r, &t, &val, &o, side);
+
+	free(x);
+	free(val.x);
+	free(val.counts);
+	vqgan_trainer_free(&t);
+	vqgan_free(&m);
+	shuffle_close(&sh);
+	source_close(&src);
+	return EXIT_OK;
+}
