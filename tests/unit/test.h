@@ -50,4 +50,15 @@ static inline const char *test_shared_dir(void)
 	return s && *s ? s : "../shared";
 }
 
+/* dir/name, in one of a few rotating buffers: enough for the paths of
+ * one call's arguments. */
+static inline const char *test_join(const char *dir, const char *name)
+{
+	static char buf[4][1024];
+	static int next;
+	char *b = buf[next++ % 4];
+	snprintf(b, sizeof buf[0], "%s/%s", dir, name);
+	return b;
+}
+
 #endif

@@ -20,6 +20,7 @@
 #include "core/tool.h"
 #include "nn/ops.h"
 #include "nn/safetensors.h"
+#include "golden.h"
 #include "test.h"
 
 /* The golden README's tolerances (max abs error). */
@@ -33,24 +34,12 @@ static const char *backend = "cpu";
 
 static int have_golden(void)
 {
-	if (expected)
-		return 1;
-	snprintf(golden, sizeof golden, "%s/golden/clip", test_shared_dir());
-	char path[500];
-	snprintf(path, sizeof path, "%s/expected.safetensors", golden);
-	if (access(path, R_OK))
-		return 0;
-	expected = st_open(path);
-	return expected != NULL;
+	return golden_open("clip", golden, sizeof golden, &expected);
 }
 
 static const char *gpath(const char *name)
 {
-	static char buf[4][500];
-	static int next;
-	char *b = buf[next++ % 4];
-	snprintf(b, sizeof buf[0], "%s/%s", golden, name);
-	return b;
+	return test_join(golden, name);
 }
 
 /* Scratch files, removed at exit. */

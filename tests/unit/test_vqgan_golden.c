@@ -15,6 +15,7 @@
 #include "core/tool.h"
 #include "nn/ops.h"
 #include "nn/safetensors.h"
+#include "golden.h"
 #include "test.h"
 #include "vqgan/vqgan.h"
 #include "vqgan/vqgan_internal.h"
@@ -31,24 +32,12 @@ static struct st_file *expected;
 
 static int have_golden(void)
 {
-	if (expected)
-		return 1;
-	snprintf(golden, sizeof golden, "%s/golden/vqgan", test_shared_dir());
-	char path[500];
-	snprintf(path, sizeof path, "%s/expected.safetensors", golden);
-	if (access(path, R_OK))
-		return 0;
-	expected = st_open(path);
-	return expected != NULL;
+	return golden_open("vqgan", golden, sizeof golden, &expected);
 }
 
 static const char *gpath(const char *name)
 {
-	static char buf[4][500];
-	static int next;
-	char *b = buf[next++ % 4];
-	snprintf(b, sizeof buf[0], "%s/%s", golden, name);
-	return b;
+	return test_join(golden, name);
 }
 
 static double tolerance(const char *name)

@@ -295,11 +295,7 @@ static char tmpdir[256];
 
 static const char *tmp_path(const char *name)
 {
-	static char buf[4][400];
-	static int next;
-	char *b = buf[next++ % 4];
-	snprintf(b, sizeof buf[0], "%s/%s", tmpdir, name);
-	return b;
+	return test_join(tmpdir, name);
 }
 
 static void remove_tmpdir(void)

@@ -28,11 +28,7 @@ static char tmpdir[64];
 
 static const char *tmp_path(const char *name)
 {
-	static char bufs[4][128];
-	static int next;
-	char *b = bufs[next++ % 4];
-	snprintf(b, sizeof bufs[0], "%s/%s", tmpdir, name);
-	return b;
+	return test_join(tmpdir, name);
 }
 
 static struct vqgan_config tiny_config(void)
