@@ -13,6 +13,7 @@
 #include "nn/checkpoint.h"
 #include "nn/ops.h"
 #include "nn/philox.h"
+#include "stream/record_cycle.h"
 #include "stream/stream.h"
 #include "vqgan/vqgan.h"
 #include "vqgan/vqgan_io.h"
@@ -320,41 +321,31 @@ static void parse_options(int argc, char **argv, struct options *o)
 }
 
 /* ---- the data ----
- * An endless sequence of images: the input files one after another, over
- * and over; stdin is first copied to a spool file that is then re-read in
- * the same way. Every image is checked as it is read. */
+ * An endless sequence of images (stream/record_cycle.h): the input files
+ * over and over, stdin spooled, through a shuffle buffer. Every image is
+ * checked as it is read. */
 
-struct image_source {
-	char **files;
-	int nfiles, cur;
-	int spool_fd;            /* stdin's copy, or -1 */
-	struct ts_reader *rd;
-	int64_t in_cycle;        /* records read since the first file was opened last */
-	int resize;              /* the images' required side, 0: their own */
-	int side;                /* every image's side (once the first is read, without resize) */
+struct image_check {
+	int resize; /* the images' required side, 0: their own */
+	int side;   /* every image's side (once the first is read, without resize) */
 };
 
-static const char *source_name(const struct image_source *s)
+/* Checks the image of r and drops every other field, so that a buffer of
+ * records holds only pixels. */
+static int check_record(void *ctx, struct record *r)
 {
-	return s->spool_fd >= 0 ? "stdin" : s->files[s->cur];
-}
-
-/* Checks the image of r (just read from rd) and drops every other field,
- * so that a buffer of records holds only pixels. */
-static int check_record(struct image_source *s, struct record *r, const char *name, long long index)
-{
+	struct image_check *s = ctx;
 	struct image view;
 	if (image_from_record(r, "image", &view) < 0)
-		return error_prefix("%s: record %lld", name, index);
+		return -1;
 	if (!s->resize) {
 		if (view.width != view.height)
-			return errorf("%s: record %lld: image %dx%d is not square (see --resize)", name, index, view.width,
-			              view.height);
+			return errorf("image %dx%d is not square (see --resize)", view.width, view.height);
 		if (!s->side)
 			s->side = view.width;
 		if (view.width != s->side)
-			return errorf("%s: record %lld: image %dx%d, the others are %dx%d (all must be the same size; see "
-			              "--resize)", name, index, view.width, view.height, s->side, s->side);
+			return errorf("image %dx%d, the others are %dx%d (all must be the same size; see --resize)",
+			              view.width, view.height, s->side, s->side);
 	}
 	for (int i = r->n - 1; i >= 0; i--)
 		if (strcmp(r->fields[i].key, "image"))
@@ -362,145 +353,17 @@ static int check_record(struct image_source *s, struct record *r, const char *na
 	return 0;
 }
 
-/* Copies stdin to an unlinked file under $TMPDIR, checking each image. */
-static int spool_stdin(struct image_source *s)
+/* Draws one image as model input [channels, side, side]; r holds the
+ * drawn record. */
+static int draw_image(struct record_shuffle *sh, struct record *r, int channels, int resize, int side,
+                      bool flip_ok, float *out)
 {
-	const char *dir = getenv("TMPDIR");
-	char path[4096];
-	snprintf(path, sizeof path, "%s/vq-train.XXXXXX", dir && *dir ? dir : "/tmp");
-	int fd = mkstemp(path);
-	if (fd < 0)
-		return errorf("%s: cannot create a spool file for stdin: %s", path, strerror(errno));
-	unlink(path);
-	struct ts_reader *rd = ts_open(NULL);
-	struct ts_writer *w = ts_writer_fd(fd, path);
-	struct record r = RECORD_INIT;
-	int rc;
-	long long n = 0;
-	while ((rc = ts_read(rd, &r)) > 0) {
-		if ((rc = check_record(s, &r, "stdin", n++)) < 0 || (rc = ts_write(w, &r)) < 0)
-			break;
-	}
-	record_free(&r);
-	ts_close(rd);
-	if (ts_writer_close(w) < 0 && rc == 0)
-		rc = -1;
-	if (rc == 0 && n == 0)
-		rc = errorf("stdin: no image records");
-	if (rc < 0) {
-		close(fd);
-		return -1;
-	}
-	s->spool_fd = fd;
-	return 0;
-}
-
-static int source_open(struct image_source *s, char **files, int nfiles, int resize)
-{
-	*s = (struct image_source){ .files = files, .nfiles = nfiles, .spool_fd = -1, .resize = resize };
-	if (nfiles == 0 || (nfiles == 1 && !strcmp(files[0], "-"))) {
-		s->nfiles = 1;
-		return spool_stdin(s);
-	}
-	for (int i = 0; i < nfiles; i++)
-		if (!strcmp(files[i], "-"))
-			return errorf("stdin ('-') can only be the one input: files are re-read, stdin cannot be");
-	return 0;
-}
-
-/* The next image record into r. */
-static int source_next(struct image_source *s, struct record *r)
-{
-	for (;;) {
-		if (!s->rd) {
-			if (s->cur == 0)
-				s->in_cycle = 0;
-			if (s->spool_fd >= 0) {
-				if (lseek(s->spool_fd, 0, SEEK_SET) < 0)
-					return errorf("stdin's spool file: %s", strerror(errno));
-				s->rd = ts_open_fd(s->spool_fd, "stdin");
-			} else {
-				s->rd = ts_open(s->files[s->cur]);
-			}
-			if (!s->rd)
-				return -1;
-		}
-		int rc = ts_read(s->rd, r);
-		if (rc < 0)
-			return -1;
-		if (rc > 0) {
-			s->in_cycle++;
-			return check_record(s, r, source_name(s), (long long)ts_record_index(s->rd));
-		}
-		ts_close(s->rd);
-		s->rd = NULL;
-		s->cur = (s->cur + 1) % s->nfiles;
-		if (s->cur == 0 && s->in_cycle == 0)
-			return errorf("%s: no image records in the input", s->nfiles == 1 ? source_name(s) : "all files");
-	}
-}
-
-static void source_close(struct image_source *s)
-{
-	if (s->rd)
-		ts_close(s->rd);
-	if (s->spool_fd >= 0)
-		close(s->spool_fd);
-}
-
-/* A shuffle buffer over the source: draw k takes a random slot (Philox,
- * keyed by the seed, counted by k) and refills it from the source, so the
- * order depends only on the seed and the data, and a resumed run gets back
- * to where it was by replaying the draws without decoding any image. */
-struct shuffle {
-	struct image_source *src;
-	struct record *slot;
-	int n;
-	uint64_t key;
-	int64_t draws;
-};
-
-#define DATA_STREAM 0x64617461ull
-
-static int shuffle_open(struct shuffle *sh, struct image_source *src, int n, uint64_t seed)
-{
-	*sh = (struct shuffle){ .src = src, .n = n, .key = seed ^ DATA_STREAM };
-	sh->slot = xcalloc((size_t)n, sizeof *sh->slot);
-	for (int i = 0; i < n; i++)
-		if (source_next(src, &sh->slot[i]) < 0)
-			return -1;
-	return 0;
-}
-
-static uint32_t draw_word(const struct shuffle *sh, uint64_t e)
-{
-	return philox_block_at(sh->key, e).w[e & 3];
-}
-
-/* The slot of the next draw, and whether to flip it. */
-static int next_slot(const struct shuffle *sh, bool *flip)
-{
-	uint64_t e = 2 * (uint64_t)sh->draws;
-	*flip = draw_word(sh, e + 1) >> 31;
-	return (int)(((uint64_t)draw_word(sh, e) * (uint64_t)sh->n) >> 32);
-}
-
-static int shuffle_refill(struct shuffle *sh, int slot)
-{
-	sh->draws++;
-	return source_next(sh->src, &sh->slot[slot]);
-}
-
-/* Draws one image as model input [channels, side, side]. */
-static int shuffle_draw(struct shuffle *sh, int channels, int side, bool flip_ok, float *out)
-{
-	bool flip;
-	int i = next_slot(sh, &flip);
+	uint32_t spare;
 	struct image view;
-	if (image_from_record(&sh->slot[i], "image", &view) < 0 ||
-	    vqgan_input_from_image(&view, channels, sh->src->resize, out) < 0)
+	if (record_shuffle_draw(sh, r, &spare) < 0 || image_from_record(r, "image", &view) < 0 ||
+	    vqgan_input_from_image(&view, channels, resize, out) < 0)
 		return -1;
-	if (flip && flip_ok)
+	if ((spare >> 31) && flip_ok)
 		for (int row = 0; row < channels * side; row++) {
 			float *p = out + (size_t)row * side;
 			for (int x = 0; x < side / 2; x++) {
@@ -509,24 +372,7 @@ static int shuffle_draw(struct shuffle *sh, int channels, int side, bool flip_ok
 				p[side - 1 - x] = t;
 			}
 		}
-	return shuffle_refill(sh, i);
-}
-
-static int shuffle_skip(struct shuffle *sh, int64_t draws)
-{
-	for (int64_t k = 0; k < draws; k++) {
-		bool flip;
-		if (shuffle_refill(sh, next_slot(sh, &flip)) < 0)
-			return -1;
-	}
 	return 0;
-}
-
-static void shuffle_close(struct shuffle *sh)
-{
-	for (int i = 0; i < sh->n; i++)
-		record_free(&sh->slot[i]);
-	free(sh->slot);
 }
 
 /* ---- the held-out set ---- */
@@ -722,7 +568,7 @@ static void data_meta_init(struct data_meta *d, const struct options *o)
 	}
 }
 
-static void save(struct vqgan_trainer *t, const struct options *o, const struct shuffle *sh,
+static void save(struct vqgan_trainer *t, const struct options *o, const struct record_shuffle *sh,
                  const struct data_meta *dm)
 {
 	struct nn_train_position pos = { .rng_seed = o->train.seed, .rng_offset = (uint64_t)sh->draws,
@@ -737,12 +583,13 @@ int main(int argc, char **argv)
 	struct options o;
 	parse_options(argc, argv, &o);
 
-	struct image_source src;
-	struct shuffle sh;
-	if (source_open(&src, o.inputs, o.ninputs, o.resize) < 0 ||
-	    shuffle_open(&sh, &src, o.buffer, o.train.seed) < 0)
+	struct image_check ic = { .resize = o.resize };
+	struct record_cycle src;
+	struct record_shuffle sh;
+	if (record_cycle_open(&src, o.inputs, o.ninputs, check_record, &ic, "image", "vq-train") < 0 ||
+	    record_shuffle_open(&sh, &src, o.buffer, o.train.seed) < 0)
 		die("%s", error_message());
-	int side = o.resize ? o.resize : src.side;
+	int side = o.resize ? o.resize : ic.side;
 	if (o.resolution && o.resolution != side)
 		die("the images are %dx%d, --resolution says %d (see --resize)", side, side, o.resolution);
 
@@ -769,7 +616,7 @@ int main(int argc, char **argv)
 		if (vqgan_trainer_load(&t, o.out, &pos, dm.meta, 4) < 0)
 			die("%s%s", error_message(), strstr(error_message(), "trained with") ?
 			    " (a resumed run needs the options it was started with)" : "");
-		if (shuffle_skip(&sh, pos.data_pos) < 0)
+		if (record_shuffle_skip(&sh, pos.data_pos) < 0)
 			die("%s", error_message());
 	}
 
@@ -786,10 +633,11 @@ int main(int argc, char **argv)
 		report_print(&r, &t, &val, &o, side);
 	size_t per = (size_t)m.cfg.in_channels * side * side;
 	float *x = xmalloc((size_t)B * per * sizeof *x);
+	struct record drawn = RECORD_INIT;
 	int64_t this_run = 0, saved_at = t.opt.step;
 	while (t.opt.step < o.steps && (!o.stop_after || this_run < o.stop_after)) {
 		for (int b = 0; b < B; b++)
-			if (shuffle_draw(&sh, m.cfg.in_channels, side, o.flip, x + b * per) < 0)
+			if (draw_image(&sh, &drawn, m.cfg.in_channels, o.resize, side, o.flip, x + b * per) < 0)
 				die("%s", error_message());
 		struct vqgan_step_stats s;
 		if (vqgan_trainer_step(&t, x, B, side, side, &s) < 0)
@@ -815,7 +663,8 @@ int main(int argc, char **argv)
 	free(val.counts);
 	vqgan_trainer_free(&t);
 	vqgan_free(&m);
-	shuffle_close(&sh);
-	source_close(&src);
+	record_free(&drawn);
+	record_shuffle_close(&sh);
+	record_cycle_close(&src);
 	return EXIT_OK;
 }
