@@ -27,17 +27,25 @@
 /* index_to_log_onehot's zero: log of float 1e-30. */
 #define LOG_ZERO logf(1e-30f)
 
+/* fmaxf without the NaN rules, which keep gcc from inlining it. */
+static inline float max2(float a, float b)
+{
+	return a > b ? a : b;
+}
+
+/* log(e^a + e^b). log1p would add accuracy only below float's epsilon
+ * relative to the result, and costs three times as much as logf. */
 static inline float log_add_exp(float a, float b)
 {
-	float m = fmaxf(a, b);
+	float m = max2(a, b);
 	if (m == -INFINITY)
 		return m;
-	return m + log1pf(expf(-fabsf(a - b)));
+	return m + logf(1.0f + expf(-fabsf(a - b)));
 }
 
 static inline float clamp_log(float x)
 {
-	return fminf(fmaxf(x, MD_LOG_MIN), 0.0f);
+	return x < MD_LOG_MIN ? MD_LOG_MIN : x > 0.0f ? 0.0f : x;
 }
 
 static int tiles_per_row(int L)
@@ -267,7 +275,7 @@ static void posterior_tile(const struct posterior_row *r, int K, const float *lx
 		float *q = out + c * ldo;
 		for (int l = 0; l < n; l++) {
 			q[l] = x[l] - posterior_lq(r, K, c, xt[l]);
-			m[l] = fmaxf(m[l], q[l]);
+			m[l] = max2(m[l], q[l]);
 		}
 	}
 	for (int l = 0; l < n; l++)
@@ -382,7 +390,7 @@ static void predict_start_tile(int K, const float *z, size_t ldz, int n, float *
 	}
 	for (int k = 1; k < K; k++)
 		for (int l = 0; l < n; l++)
-			m[l] = fmaxf(m[l], z[k * ldz + l]);
+			m[l] = max2(m[l], z[k * ldz + l]);
 	for (int k = 0; k < K; k++)
 		for (int l = 0; l < n; l++)
 			sum[l] += exp((double)z[k * ldz + l] - m[l]);
@@ -422,7 +430,11 @@ static int by_value_desc(const void *pa, const void *pb)
 
 /* Sets all but the kept top classes of every position to -70: the top n
  * when n > 0, else those whose preceding probability mass is < r (the
- * mass summed in double and rounded, as torch's cumsum does). */
+ * mass summed in double and rounded, as torch's cumsum does).
+ *
+ * Only candidates are sorted: with total mass S over C classes, a class of
+ * probability p has at least S - C p ranked above it, so p < (S - r) / C
+ * is never kept (the bound is halved against rounding). */
 static void truncate(const struct md_schedule *s, float *log_x0, int B, int L, float r, int n)
 {
 	int C = s->K + 1;
@@ -433,19 +445,33 @@ static void truncate(const struct md_schedule *s, float *log_x0, int B, int L, f
 		#pragma omp for schedule(static)
 		for (int p = 0; p < B * L; p++) {
 			float *x = log_x0 + (size_t)(p / L) * C * L + p % L;
-			for (int c = 0; c < C; c++)
-				rank[c] = (struct ranked){ x[(size_t)c * L], c };
-			qsort(rank, (size_t)C, sizeof *rank, by_value_desc);
-			int keep = n;
+			float floor = -INFINITY;
+			if (n <= 0) {
+				double total = 0;
+				for (int c = 0; c < C; c++)
+					total += expf(x[(size_t)c * L]);
+				if (total > rf)
+					floor = logf((float)(0.5 * (total - rf) / C));
+			}
+			int m = 0;
+			for (int c = 0; c < C; c++) {
+				float v = x[(size_t)c * L];
+				if (v >= floor)
+					rank[m++] = (struct ranked){ v, c };
+				else
+					x[(size_t)c * L] = MD_LOG_MIN;
+			}
+			qsort(rank, (size_t)m, sizeof *rank, by_value_desc);
+			int keep = n < m ? n : m;
 			if (n <= 0) {
 				double mass = 0;
-				for (keep = 1; keep < C; keep++) {
+				for (keep = 1; keep < m; keep++) {
 					mass += expf(rank[keep - 1].v);
 					if (!((float)mass < rf))
 						break;
 				}
 			}
-			for (int i = keep; i < C; i++)
+			for (int i = keep; i < m; i++)
 				x[(size_t)rank[i].c * L] = MD_LOG_MIN;
 		}
 		free(rank);
@@ -482,7 +508,7 @@ void md_guidance(const struct md_schedule *s, float *cond, const float *uncond, 
 			for (int l = 0; l < n; l++) {
 				size_t j = (size_t)k * L + l;
 				x[j] = u[j] + g * (x[j] - u[j]);
-				m[l] = fmaxf(m[l], x[j]);
+				m[l] = max2(m[l], x[j]);
 			}
 		for (int k = 0; k < K; k++)
 			for (int l = 0; l < n; l++)
@@ -581,7 +607,15 @@ struct loss_scratch {
 };
 
 /* The loss terms of one tile, and (when dlogits) d total / d logits.
- * coef scales per-position terms into the total: 1 / (pt B L). */
+ * coef scales per-position terms into the total: 1 / (pt B L). With
+ * lm = log p_theta(x_{t-1} | x_t), lt = log q(x_{t-1} | x_t, x_0), lr the
+ * x_0 prediction, mw the mask weight and aux = the aux loss weight times
+ * the adaptive factor, the total's gradients are
+ *   t > 0: d/d lm_c = -coef mw e^{lt_c}         (KL(q || p_theta))
+ *          d/d lr_c = -coef aux mw e^{lx0_c}    (aux KL(x_0 || lr))
+ *   t = 0: d/d lm_c = -coef (1 + aux) e^{lx0_c} (the decoder NLL is both
+ *          kl_loss and kl_aux_loss there),
+ * and d lm / d lr goes back through the posterior (posterior_backward_tile). */
 static void loss_tile(const struct md_schedule *s, const struct md_loss_config *cfg, const int32_t *x0,
                       const int32_t *xt, int t, const float *logits, int L, int n, double coef,
                       struct loss_scratch *w, float *dlogits, struct tile_sums *sums)
@@ -600,34 +634,40 @@ static void loss_tile(const struct md_schedule *s, const struct md_loss_config *
 
 	float alw = cfg->adaptive_aux ? (1.0f - (float)t / (float)s->T) + 1.0f : 1.0f;
 	double aux = (double)alw * cfg->aux_weight;
+	double kl[TILE], nll[TILE], kl_aux[TILE];
+	float mw[TILE];
+	for (int l = 0; l < n; l++) {
+		kl[l] = nll[l] = kl_aux[l] = 0;
+		mw[l] = xt[l] == K ? cfg->mask_weight[0] : cfg->mask_weight[1];
+	}
+	for (int c = 0; c < C; c++)
+		for (int l = 0; l < n; l++) {
+			int j = c * TILE + l;
+			float lm = clamp_log(w->model[j]), lt = clamp_log(w->truth[j]), p_true = expf(lt);
+			float px0 = x0[l] == c ? 1.0f : e_zero;
+			kl[l] += p_true * (lt - lm);
+			nll[l] -= px0 * lm;
+			kl_aux[l] += c < K ? px0 * (w->onehot[j] - w->recon[j]) : 0.0f;
+			w->truth[j] = p_true; /* kept for the gradient */
+		}
 	*sums = (struct tile_sums){ 0 };
 	for (int l = 0; l < n; l++) {
-		double kl = 0, nll = 0, kl_aux = 0, mw = xt[l] == K ? cfg->mask_weight[0] : cfg->mask_weight[1];
-		for (int c = 0; c < C; c++) {
-			float lm = clamp_log(w->model[c * TILE + l]), lt = clamp_log(w->truth[c * TILE + l]);
-			float px0 = x0[l] == c ? 1.0f : e_zero;
-			kl += expf(lt) * (lt - lm);
-			nll -= px0 * lm;
-			if (c < K)
-				kl_aux += px0 * (w->onehot[c * TILE + l] - w->recon[c * TILE + l]);
-		}
-		sums->kl += kl * mw;
-		sums->decoder_nll += nll;
-		sums->kl_aux += kl_aux * mw;
+		sums->kl += kl[l] * mw[l];
+		sums->decoder_nll += nll[l];
+		sums->kl_aux += kl_aux[l] * mw[l];
 	}
 	if (!dlogits)
 		return;
 
-	/* d total / d log_model (through its clamp) and directly / d recon. */
+	/* d total / d log_model (through its clamp) and directly / d recon;
+	 * the gradient on the model posterior replaces truth. */
 	for (int c = 0; c < C; c++)
 		for (int l = 0; l < n; l++) {
 			int j = c * TILE + l;
-			double mw = xt[l] == K ? cfg->mask_weight[0] : cfg->mask_weight[1];
 			float px0 = x0[l] == c ? 1.0f : e_zero, R = w->model[j];
-			float g_model = t == 0 ? (float)(-coef * (1 + aux) * px0)
-			                       : (float)(-coef * mw * expf(clamp_log(w->truth[j])));
-			w->grad[j] = t == 0 || c == K ? 0.0f : (float)(-coef * aux * mw * px0);
-			w->truth[j] = R >= MD_LOG_MIN && R <= 0 ? g_model : 0.0f; /* reuse: gradient on R */
+			float g_model = t == 0 ? (float)(-coef * (1 + aux) * px0) : (float)(-coef * mw[l] * w->truth[j]);
+			w->grad[j] = t == 0 || c == K ? 0.0f : (float)(-coef * aux * mw[l] * px0);
+			w->truth[j] = R >= MD_LOG_MIN && R <= 0 ? g_model : 0.0f;
 		}
 	posterior_backward_tile(&r, K, w->recon, xt, w->model, lse_model, w->truth, TILE, n, w->grad, TILE);
 
@@ -654,6 +694,11 @@ float md_train_loss(const struct md_schedule *s, const struct md_loss_config *c,
                     struct md_loss_terms *terms)
 {
 	int K = s->K, C = K + 1, tiles = tiles_per_row(L);
+	for (int b = 0; b < B; b++)
+		if (t[b] < 0 || t[b] >= s->T) {
+			errorf("diffusion loss: step %d is outside the %d-step schedule", t[b], s->T);
+			return NAN;
+		}
 	float pt = 1.0f / (float)s->T;
 	double coef = 1.0 / ((double)pt * B * L);
 	struct tile_sums *sums = xmalloc((size_t)B * tiles * sizeof *sums);
