@@ -116,9 +116,7 @@ int diffuse_sample(struct diffuse_sampler *s, const float *cond, const uint8_t *
 		/* the noise of step t, whichever steps the chain takes */
 		for (int b = 0; b < B; b++) {
 			uint64_t base = ((uint64_t)row_id[b] * (uint64_t)T + (uint64_t)t) * (uint64_t)C * (uint64_t)L;
-			float *u = s->uniform + (size_t)b * C * L;
-			for (size_t j = 0; j < (size_t)C * L; j++)
-				u[j] = philox_uniform_at(s->cfg.seed ^ CHAIN_STREAM, base + j);
+			philox_uniform_fill(s->uniform + (size_t)b * C * L, (size_t)C * L, s->cfg.seed ^ CHAIN_STREAM, base);
 		}
 		rc = md_p_step(&s->sched, s->log_x0, s->log_xt, s->t, skip, s->uniform, B, L, s->log_p, s->xt);
 	}

@@ -202,9 +202,8 @@ int diffuse_trainer_step(struct diffuse_trainer *t, const int32_t *x0, float *co
 			memset(cond + (size_t)b * S * D, 0, (size_t)S * D * sizeof *cond);
 			memset(v, 1, (size_t)S);
 		}
-		float *u = t->uniform + (size_t)b * C * L;
-		for (size_t i = 0; i < (size_t)C * L; i++)
-			u[i] = philox_uniform_at(seed ^ NOISE_STREAM, row * (uint64_t)C * L + i);
+		philox_uniform_fill(t->uniform + (size_t)b * C * L, (size_t)C * L, seed ^ NOISE_STREAM,
+		                    row * (uint64_t)C * L);
 	}
 	md_log_onehot(&t->sched, x0, B, L, t->log_x0);
 	md_q_pred(&t->sched, t->log_x0, t->t, B, L, t->log_q);

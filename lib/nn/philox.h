@@ -23,6 +23,7 @@
 #define KNND_NN_PHILOX_H
 
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __CUDACC__
@@ -98,6 +99,19 @@ PHILOX_FN float philox_gumbel(float u)
 PHILOX_FN float philox_uniform_at(uint64_t seed, uint64_t e)
 {
 	return philox_uniform(philox_block_at(seed, e).w[e & 3]);
+}
+
+/* u[i] = the uniform at stream position e0 + i, for i < n: a block gives
+ * four, so this is four times cheaper than philox_uniform_at per element. */
+PHILOX_FN void philox_uniform_fill(float *u, size_t n, uint64_t seed, uint64_t e0)
+{
+	size_t i = 0;
+	while (i < n) {
+		uint64_t e = e0 + i;
+		struct philox_block blk = philox_block_at(seed, e);
+		for (unsigned lane = (unsigned)(e & 3); lane < 4 && i < n; lane++, i++)
+			u[i] = philox_uniform(blk.w[lane]);
+	}
 }
 
 /* The four normals of the block that holds element e. */

@@ -23,18 +23,6 @@
  * first start on block boundaries when offset does). */
 #define RAND_CHUNK 4096
 
-/* u[i] = uniform at stream position e0 + i, for i < n. */
-static void fill_uniform(float *u, size_t n, uint64_t seed, uint64_t e0)
-{
-	size_t i = 0;
-	while (i < n) {
-		uint64_t e = e0 + i;
-		struct philox_block blk = philox_block_at(seed, e);
-		for (unsigned lane = (unsigned)(e & 3); lane < 4 && i < n; lane++, i++)
-			u[i] = philox_uniform(blk.w[lane]);
-	}
-}
-
 /* z[i] = normal at stream position e0 + i, for i < n. */
 static void fill_normal(float *z, size_t n, uint64_t seed, uint64_t e0)
 {
@@ -65,7 +53,7 @@ void cpu_rand_uniform(float *out, size_t n, uint64_t seed, uint64_t offset)
 #pragma omp parallel for schedule(static) if (chunks > 1)
 	for (long c = 0; c < chunks; c++) {
 		size_t i = (size_t)c * RAND_CHUNK;
-		fill_uniform(out + i, chunk_len(n, c), seed, offset + i);
+		philox_uniform_fill(out + i, chunk_len(n, c), seed, offset + i);
 	}
 }
 
@@ -90,7 +78,7 @@ static void dropout_apply(float *out, const float *inp, size_t n, float p, uint6
 	for (long c = 0; c < chunks; c++) {
 		size_t i0 = (size_t)c * RAND_CHUNK, len = chunk_len(n, c);
 		float u[RAND_CHUNK];
-		fill_uniform(u, len, seed, offset + i0);
+		philox_uniform_fill(u, len, seed, offset + i0);
 		for (size_t i = 0; i < len; i++) {
 			float v = u[i] >= p ? inp[i0 + i] * keep_scale : 0.0f;
 			if (accumulate)
@@ -119,7 +107,7 @@ void cpu_sample_categorical(int32_t *out, const float *logits, int N, int C, uin
 #pragma omp for schedule(static)
 		for (int i = 0; i < N; i++) {
 			const float *x = logits + (size_t)i * C;
-			fill_uniform(u, C, seed, offset + (uint64_t)i * C);
+			philox_uniform_fill(u, C, seed, offset + (uint64_t)i * C);
 			int best = 0;
 			float best_score = -INFINITY;
 			for (int j = 0; j < C; j++) {
