@@ -286,14 +286,44 @@ static void report_print(struct report *r, const struct diffuse_trainer *t, cons
 	r->n = 0;
 }
 
+/* The training options that the optimiser state does not record but an
+ * exact resume depends on, as a JSON member of the weights' "config". */
+static void train_options_json(const struct options *o, char *buf, size_t size)
+{
+	snprintf(buf, size, "\"train\": {\"batch\": %d, \"buffer\": %d, \"k\": %d, \"no_knn\": %d, "
+	         "\"cond_drop\": %.9g, \"aux_weight\": %.9g}", o->batch, o->buffer, o->k, o->no_knn,
+	         o->train.cond_drop, o->train.loss.aux_weight);
+}
+
 static void save(const struct diffuse_trainer *t, const struct options *o, const struct record_shuffle *sh)
 {
 	struct nn_train_position pos = { .rng_seed = t->cfg.seed, .rng_offset = (uint64_t)t->opt.step,
 	                                 .data_pos = sh->draws };
-	char *json = dtx_config_json(&t->m->cfg);
+	char *model = dtx_config_json(&t->m->cfg), train[512];
+	train_options_json(o, train, sizeof train);
+	/* the model's JSON object, with the training options added */
+	char *json = xmalloc(strlen(model) + strlen(train) + 8), *end = strrchr(model, '}');
+	*end = 0;
+	sprintf(json, "%s, %s}", model, train);
 	if (nn_checkpoint_save(o->model, &t->m->params, &t->opt, &pos, json) < 0)
 		die("%s", error_message());
+	free(model);
 	free(json);
+}
+
+/* A resumed run must use the options the run was started with. */
+static void check_resume_options(const struct options *o)
+{
+	struct st_file *f = st_open(o->model);
+	if (!f)
+		die("%s", error_message());
+	const char *config = st_metadata(f, "config");
+	char train[512];
+	train_options_json(o, train, sizeof train);
+	if (!config || !strstr(config, train))
+		die("%s: --batch, --buffer, -k, --no-knn, --cond-drop or --aux-weight differ from the run's (%s)",
+		    o->model, config && strstr(config, "\"train\"") ? strstr(config, "\"train\"") : "not recorded");
+	st_close(f);
 }
 
 static int run_train(struct options *o)
@@ -305,6 +335,7 @@ static int run_train(struct options *o)
 	                                    .tokens = 1, .knn_exact = 1 };
 	int64_t resume_draws = 0;
 	if (o->resume) {
+		check_resume_options(o);
 		if (dtx_load(&m, o->model, 1) < 0)
 			die("%s", error_message());
 		if (o->codes && o->codes != m.cfg.K)

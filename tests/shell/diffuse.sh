@@ -121,8 +121,10 @@ check_fails token_dtype "int64" diffuse train "${TINY[@]}" -m x.safetensors bad_
 check_fails empty 'no training records' diffuse train "${TINY[@]}" -m x.safetensors empty.ts
 check_fails grid_vs_checkpoint '2x8 grid, the model.s is 4x4' diffuse train "${R[@]}" -m a.safetensors --resume \
 	other_grid.ts
-check_fails resume_other_options 'trained with warmup_steps 2' diffuse train "${TINY[@]}" -m a.safetensors --resume \
-	train.ts
+check_fails resume_other_options 'trained with warmup_steps 2' diffuse train "${TINY[@]}" --cond-drop 0.25 \
+	-m a.safetensors --resume train.ts
+check_fails resume_other_cond_drop 'cond-drop or --aux-weight differ from the run.s' diffuse train "${R[@]}" \
+	--cond-drop 0.5 -m a.safetensors --resume train.ts
 check_fails sample_cond_dim "other_dim.ts: record 0: .*'emb' dimension is 4, the model's is 8" \
 	diffuse sample -m m.safetensors other_dim.ts
 check_fails sample_missing_knn "record 0: no 'knn'" diffuse sample -m m.safetensors emb_only.ts
