@@ -630,19 +630,24 @@ __attribute__((target("arch=x86-64-v3"))) static float dot_f16_avx2(const uint16
 	return s + dot_f16_body(e + j, q + j, d - j);
 }
 
-static float dot_f16(const uint16_t *e, const float *q, int d)
+/* Chosen once, before any parallel region reads it. */
+static float (*dot_f16)(const uint16_t *e, const float *q, int d);
+
+static void pick_dot_f16(void)
 {
-	static int fast = -1;
-	if (fast < 0) {
-		/* Clang 14's __builtin_cpu_supports does not know "f16c". */
-		unsigned a, b, c, d;
-		fast = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-		       __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
-	}
-	return fast ? dot_f16_avx2(e, q, d) : dot_f16_body(e, q, d);
+	if (dot_f16)
+		return;
+	/* Clang 14's __builtin_cpu_supports does not know "f16c". */
+	unsigned a, b, c, d;
+	int fast = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+	           __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+	dot_f16 = fast ? dot_f16_avx2 : dot_f16_body;
 }
 #else
-#define dot_f16 dot_f16_body
+static float (*const dot_f16)(const uint16_t *e, const float *q, int d) = dot_f16_body;
+static void pick_dot_f16(void)
+{
+}
 #endif
 
 static float stored_dot(const struct knn_index *ix, int64_t i, const float *q)
@@ -697,6 +702,7 @@ static int search_round(struct knn_index *ix, int nq, const float *q, const char
 		return -1;
 	}
 	bool rescore = ix->refine && o->refine_factor > 0;
+	pick_dot_f16();
 #pragma omp parallel
 	{
 		struct knn_hit *cand = xmalloc(fetch * sizeof *cand);
