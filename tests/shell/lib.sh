@@ -30,4 +30,9 @@ check_fails() {
 	else echo "ok $name"; fi
 }
 
+# check_eq NAME WANT GOT: passes when the two texts are equal.
+check_eq() {
+	if [ "$2" = "$3" ]; then echo "ok $1"
+	else echo "FAIL $1: expected '$(printf '%s' "$2" | head -c 300 | tr '\n' '|')', got '$(printf '%s' "$3" | head -c 300 | tr '\n' '|')'"; fi
+}
 skip() { echo "skip $1: $2"; }

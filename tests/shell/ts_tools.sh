@@ -1,12 +1,6 @@
 # ts-cat, ts-pack and ts-head: round trips, selection, early exit and errors.
 source "$(dirname "$0")/lib.sh"
 
-# check_eq NAME WANT GOT: passes when the two texts are equal.
-check_eq() {
-	if [ "$2" = "$3" ]; then echo "ok $1"
-	else echo "FAIL $1: expected '$(printf '%s' "$2" | head -c 300 | tr '\n' '|')', got '$(printf '%s' "$3" | head -c 300 | tr '\n' '|')'"; fi
-}
-
 # 25 records: i, label i%3, name, a float, a small tensor and a nested value.
 for i in $(seq 0 24); do
 	printf '{"i":%d,"label":%d,"name":"r%d","score":%d.5,"t":{"dtype":"int16","shape":[2],"data":[%d,-%d]},"meta":{"tags":["a",%d],"ok":true}}\n' \
