@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "clip/clip_model.h"
+#include "clip/clip_vocab.h"
 #include "core/tool.h"
 #include "image/clip_preprocess.h"
 #include "nn/ops.h"
@@ -40,10 +41,12 @@ static const char help[] =
 	"                          beside the model, then heads = width/64)\n"
 	"      --heads-text N      text attention heads (overrides any config)\n"
 	"      --heads-vision N    vision attention heads (overrides any config)\n"
-	"  -v, --vocab PATH        BPE vocabulary for --text: bpe_simple_vocab_16e6.txt.gz, or\n"
-	"                          HF vocab.json (merges.txt beside it) or their directory\n"
-	"                          (default: $KNND_CLIP_VOCAB, else bpe_simple_vocab_16e6.txt.gz\n"
-	"                          or vocab.json beside the model)\n"
+	"  -v, --vocab PATH        BPE vocabulary for --text: bpe_simple_vocab_16e6.txt.gz, a\n"
+	"                          merges file learned by clip-train, or HF vocab.json\n"
+	"                          (merges.txt beside it) or their directory (default: the\n"
+	"                          vocabulary stored in the model by clip-train, else\n"
+	"                          $KNND_CLIP_VOCAB, else bpe_simple_vocab_16e6.txt.gz or\n"
+	"                          vocab.json beside the model)\n"
 	"  -l, --lines             --text input is lines of text, whatever its first byte\n"
 	"  -r, --keep-raw          also write 'emb_raw', the projection before normalising\n"
 	"  -b, --batch N           items per forward pass (default 32); memory is bounded\n"
@@ -249,10 +252,22 @@ static char *beside(const char *model_path, const char *name)
 	return path;
 }
 
+/* The tokenizer for --text: --vocab, else the one the model carries
+ * (clip-train's), else $KNND_CLIP_VOCAB, else a vocabulary file beside the
+ * model. The environment comes after the model's own, which is the only
+ * one that model was trained with. */
 static struct clip_tokenizer *load_vocab(const struct options *o, const struct clip_config *cfg)
 {
 	const char *path = o->vocab;
 	char *found = NULL;
+	struct clip_tokenizer *t = NULL;
+	if (!path) {
+		int rc = clip_checkpoint_tokenizer(o->model, &t);
+		if (rc < 0)
+			die("%s", error_message());
+		if (rc == 1)
+			path = o->model;
+	}
 	if (!path)
 		path = getenv("KNND_CLIP_VOCAB");
 	if (!path || !*path) {
@@ -265,16 +280,24 @@ static struct clip_tokenizer *load_vocab(const struct options *o, const struct c
 			}
 		}
 		if (!found)
-			die("no BPE vocabulary for --text: give --vocab PATH (bpe_simple_vocab_16e6.txt.gz, or a vocab.json with "
-			    "merges.txt beside it), set KNND_CLIP_VOCAB, or put bpe_simple_vocab_16e6.txt.gz beside the model");
+			die("no BPE vocabulary for --text: the model carries none; give --vocab PATH "
+			    "(bpe_simple_vocab_16e6.txt.gz, or a vocab.json with merges.txt beside it), set KNND_CLIP_VOCAB, "
+			    "or put bpe_simple_vocab_16e6.txt.gz beside the model");
 		path = found;
 	}
-	struct clip_tokenizer *t = clip_tokenizer_load(path);
+	if (!t)
+		t = clip_tokenizer_load(path);
 	if (!t)
 		die("%s", error_message());
-	if (clip_tokenizer_vocab_size(t) > cfg->vocab)
-		die("%s: vocabulary of %d tokens, but the model %s has %d", path, (int)clip_tokenizer_vocab_size(t),
-		    o->model, cfg->vocab);
+	/* Ids index the model's token embedding; the end token, the largest
+	 * id, must have a row. */
+	int n = (int)clip_tokenizer_vocab_size(t);
+	if (n > cfg->vocab && path == o->model)
+		die("%s: the vocabulary stored in it (%s) has %d tokens, but the model has token embeddings for %d",
+		    path, CLIP_TOKENIZER_METADATA_KEY, n, cfg->vocab);
+	if (n > cfg->vocab)
+		die("%s: vocabulary of %d tokens, but the model %s has token embeddings for %d", path, n, o->model,
+		    cfg->vocab);
 	free(found);
 	return t;
 }

@@ -16,6 +16,7 @@
 #include "core/tool.h"
 #include "stream/json.h"
 #include "stream/msgpack.h"
+#include "text/clip_pieces.h"
 #include "text/text_clean.h"
 
 /* The reference keeps merges lines 1 .. 49152-256-2 of its file. */
@@ -43,7 +44,7 @@ struct clip_tokenizer {
 /* Bytes that are printable Latin-1 map to themselves; the other 68 map to
  * U+0100.. in byte order. The vocabulary's first 256 entries are these
  * characters in the order printable bytes first, then the others. */
-static void bytes_to_unicode(uint32_t cp[256], int order[256])
+void clip_bytes_to_unicode(uint32_t cp[256], int order[256])
 {
 	int n = 0, k = 0;
 	for (int b = 0; b < 256; b++)
@@ -147,13 +148,10 @@ static uint64_t pair_key(int32_t a, int32_t b)
 	return (uint64_t)(uint32_t)a << 32 | (uint32_t)b;
 }
 
-/* One merges line "left right" of rank `rank`. The pair and the merged
- * token must be in the vocabulary. Returns 0, or -1 (errorf). */
-static int add_merge(struct clip_tokenizer *t, const char *line, size_t len, uint32_t rank)
+/* Python's str.split() of a merges line: its first three fields (runs
+ * of non-blanks) in f, fl; returns how many there are, at most 3. */
+static int split_merge(const char *line, size_t len, const char *f[3], size_t fl[3])
 {
-	/* Python's str.split(): fields between runs of whitespace. */
-	const char *f[3];
-	size_t fl[3];
 	int nf = 0;
 	for (size_t i = 0; i < len;) {
 		while (i < len && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r' || line[i] == '\v' || line[i] == '\f'))
@@ -168,6 +166,17 @@ static int add_merge(struct clip_tokenizer *t, const char *line, size_t len, uin
 		f[nf] = line + i, fl[nf] = j - i, nf++;
 		i = j;
 	}
+	return nf;
+}
+
+/* One merges line "left right" of rank `rank`. The pair and the merged
+ * token must be in the vocabulary. Returns 0, 1 if an earlier merge had
+ * the same pair, or -1 (errorf). */
+static int add_merge(struct clip_tokenizer *t, const char *line, size_t len, uint32_t rank)
+{
+	const char *f[3];
+	size_t fl[3];
+	int nf = split_merge(line, len, f, fl);
 	if (nf != 2)
 		return errorf("merge %u: expected two tokens, found %d", rank + 1, nf);
 	int32_t a = vocab_find(t, f[0], fl[0]), b = vocab_find(t, f[1], fl[1]);
@@ -182,9 +191,10 @@ static int add_merge(struct clip_tokenizer *t, const char *line, size_t len, uin
 		              (int)fl[1], f[1]);
 	size_t i = pair_slot(t, pair_key(a, b));
 	t->pair_keys[i] = pair_key(a, b);
+	int repeated = t->pair_rank1[i] != 0;
 	t->pair_rank1[i] = rank + 1; /* a repeated pair keeps its last rank */
 	t->pair_merged[i] = m;
-	return 0;
+	return repeated;
 }
 
 /* The ids of the byte tokens and the two special tokens. */
@@ -192,7 +202,7 @@ static int find_fixed_tokens(struct clip_tokenizer *t)
 {
 	uint32_t cp[256];
 	int order[256];
-	bytes_to_unicode(cp, order);
+	clip_bytes_to_unicode(cp, order);
 	for (int b = 0; b < 256; b++) {
 		char s[8];
 		int n = utf8_put(cp[b], s);
@@ -290,26 +300,21 @@ static size_t split_lines(const char *data, size_t len, const char ***lines, siz
 	return k;
 }
 
-static struct clip_tokenizer *build_from_bpe(const char *data, size_t len)
+/* The tokenizer of merges line[0 .. nmerges), which are lines 2, 3, ... of
+ * their file: the vocabulary is the 256 byte characters, the same with
+ * "</w>", every merge's result, then the two special tokens. The
+ * reference's file is taken as it is; a learned one (strict) is checked:
+ * each merge two tokens that the bytes or earlier merges make, no merge
+ * twice. NULL on failure (errorf "line N: ..."). */
+static struct clip_tokenizer *build_from_merges(const char *const *line, const size_t *line_len, size_t nmerges,
+                                                bool strict)
 {
-	if (check_utf8(data, len) < 0)
-		return NULL;
-	const char **line;
-	size_t *line_len;
-	size_t nlines = split_lines(data, len, &line, &line_len);
-	struct clip_tokenizer *t = NULL;
-	if (nlines < CLIP_MERGES + 1) {
-		errorf("not a CLIP BPE merges file: %zu lines, expected at least %d", nlines, CLIP_MERGES + 1);
-		goto out;
-	}
-	t = xcalloc(1, sizeof *t);
-	vocab_init(t, 512 + CLIP_MERGES + 2);
-	pairs_init(t, CLIP_MERGES);
-	/* The vocabulary: the 256 byte characters, the same with "</w>", every
-	 * merge's result, then the two special tokens. */
+	struct clip_tokenizer *t = xcalloc(1, sizeof *t);
+	vocab_init(t, 512 + nmerges + 2);
+	pairs_init(t, nmerges);
 	uint32_t cp[256];
 	int order[256];
-	bytes_to_unicode(cp, order);
+	clip_bytes_to_unicode(cp, order);
 	int32_t id = 0;
 	for (int pass = 0; pass < 2; pass++) {
 		for (int k = 0; k < 256; k++) {
@@ -320,9 +325,26 @@ static struct clip_tokenizer *build_from_bpe(const char *data, size_t len)
 			vocab_set(t, id++, s, (size_t)n);
 		}
 	}
-	for (size_t r = 0; r < CLIP_MERGES; r++) {
-		const char *l = line[r + 1];
-		size_t n = line_len[r + 1];
+	for (size_t r = 0; r < nmerges; r++) {
+		const char *l = line[r];
+		size_t n = line_len[r];
+		if (strict) {
+			/* The vocabulary so far holds exactly the byte tokens and the
+			 * earlier merges' results. */
+			const char *f[3];
+			size_t fl[3];
+			int nf = split_merge(l, n, f, fl);
+			if (nf != 2) {
+				errorf("line %zu: expected a merge \"left right\", found %d fields", r + 2, nf);
+				goto fail;
+			}
+			for (int k = 0; k < 2; k++)
+				if (vocab_find(t, f[k], fl[k]) < 0) {
+					errorf("line %zu: \"%.*s\" is neither a byte token nor made by an earlier merge", r + 2,
+					       (int)fl[k], f[k]);
+					goto fail;
+				}
+		}
 		char joined[512];
 		size_t k = 0;
 		for (size_t i = 0; i < n && k < sizeof joined; i++)
@@ -336,19 +358,75 @@ static struct clip_tokenizer *build_from_bpe(const char *data, size_t len)
 	}
 	vocab_set(t, id++, "<|startoftext|>", 15);
 	vocab_set(t, id++, "<|endoftext|>", 13);
-	for (size_t r = 0; r < CLIP_MERGES; r++)
-		if (add_merge(t, line[r + 1], line_len[r + 1], (uint32_t)r) < 0)
+	for (size_t r = 0; r < nmerges; r++) {
+		int rc = add_merge(t, line[r], line_len[r], (uint32_t)r);
+		if (rc < 0)
 			goto fail;
+		if (rc == 1 && strict) {
+			errorf("line %zu: \"%.*s\" repeats an earlier merge", r + 2, (int)line_len[r], line[r]);
+			goto fail;
+		}
+	}
 	if (find_fixed_tokens(t) < 0)
 		goto fail;
-	goto out;
+	return t;
 fail:
 	clip_tokenizer_free(t);
-	t = NULL;
-out:
+	return NULL;
+}
+
+static struct clip_tokenizer *build_from_bpe(const char *data, size_t len)
+{
+	if (check_utf8(data, len) < 0)
+		return NULL;
+	const char **line;
+	size_t *line_len;
+	size_t nlines = split_lines(data, len, &line, &line_len);
+	struct clip_tokenizer *t = NULL;
+	if (nlines < CLIP_MERGES + 1)
+		errorf("not a CLIP BPE merges file: %zu lines, expected at least %d", nlines, CLIP_MERGES + 1);
+	else
+		t = build_from_merges(line + 1, line_len + 1, CLIP_MERGES, false);
 	free(line);
 	free(line_len);
 	return t;
+}
+
+/* A header line, then merges to the end; a last '\n' ends the last merge. */
+static struct clip_tokenizer *build_from_learned(const char *data, size_t len)
+{
+	if (check_utf8(data, len) < 0)
+		return NULL;
+	const char **line;
+	size_t *line_len;
+	size_t nlines = split_lines(data, len, &line, &line_len);
+	if (nlines > 0 && line_len[nlines - 1] == 0)
+		nlines--;
+	struct clip_tokenizer *t = NULL;
+	if (nlines == 0 || !memmem(line[0], line_len[0], "#version", 8))
+		errorf("line 1: no header line (one holding \"#version\", as in bpe_simple_vocab_16e6.txt)");
+	else if (nlines - 1 > INT32_MAX / 2)
+		errorf("%zu merges: too many", nlines - 1);
+	else
+		t = build_from_merges(line + 1, line_len + 1, nlines - 1, true);
+	free(line);
+	free(line_len);
+	return t;
+}
+
+struct clip_tokenizer *clip_tokenizer_from_merges(const char *text, size_t len, const char *label)
+{
+	struct clip_tokenizer *t = build_from_learned(text, len);
+	if (!t)
+		error_prefix("%s", label);
+	return t;
+}
+
+/* Whether a merges file is one that bpe_learn wrote. */
+static bool is_learned_merges(const char *data, size_t len)
+{
+	size_t n = strlen(CLIP_LEARNED_MERGES_HEADER);
+	return len >= n && !memcmp(data, CLIP_LEARNED_MERGES_HEADER, n) && (len == n || data[n] == '\n');
 }
 
 struct clip_tokenizer *clip_tokenizer_load_bpe(const char *path)
@@ -359,7 +437,7 @@ struct clip_tokenizer *clip_tokenizer_load_bpe(const char *path)
 		error_prefix("%s", path);
 		return NULL;
 	}
-	struct clip_tokenizer *t = build_from_bpe(data, len);
+	struct clip_tokenizer *t = is_learned_merges(data, len) ? build_from_learned(data, len) : build_from_bpe(data, len);
 	free(data);
 	if (!t)
 		error_prefix("%s", path);
@@ -760,36 +838,58 @@ static size_t next_piece(const uint32_t *s, size_t n, size_t p)
 	return q - p;
 }
 
+void clip_pieces_init(struct clip_pieces *it, const struct ustr *clean)
+{
+	*it = (struct clip_pieces){ .s = clean->s, .n = clean->len };
+}
+
+int clip_pieces_next(struct clip_pieces *it)
+{
+	size_t k = 0;
+	while (it->pos < it->n && (k = next_piece(it->s, it->n, it->pos)) == 0)
+		it->pos++;
+	if (k == 0)
+		return 0;
+	if (4 * k > it->cap) {
+		it->cap = 4 * k;
+		it->bytes = xrealloc(it->bytes, it->cap);
+	}
+	it->len = 0;
+	for (size_t i = 0; i < k; i++)
+		it->len += (size_t)utf8_put(it->s[it->pos + i], (char *)it->bytes + it->len);
+	it->pos += k;
+	return 1;
+}
+
+/* The reference's cache holds the two special tokens as they are. */
+enum clip_piece_kind clip_piece_kind(const struct clip_pieces *it)
+{
+	if (it->len == 15 && memcmp(it->bytes, "<|startoftext|>", 15) == 0)
+		return CLIP_PIECE_SOT;
+	if (it->len == 13 && memcmp(it->bytes, "<|endoftext|>", 13) == 0)
+		return CLIP_PIECE_EOT;
+	return CLIP_PIECE_WORD;
+}
+
+void clip_pieces_free(struct clip_pieces *it)
+{
+	free(it->bytes);
+	*it = (struct clip_pieces){ 0 };
+}
+
 int clip_tokenizer_encode_clean(const struct clip_tokenizer *t, const struct ustr *clean, struct clip_ids *out)
 {
-	const uint32_t *s = clean->s;
-	size_t n = clean->len;
-	size_t cap = 256;
-	uint8_t *bytes = xmalloc(cap);
+	struct clip_pieces it;
 	struct bpe_scratch work = { 0 };
-	for (size_t p = 0; p < n;) {
-		size_t k = next_piece(s, n, p);
-		if (k == 0) {
-			p++;
-			continue;
+	clip_pieces_init(&it, clean);
+	while (clip_pieces_next(&it)) {
+		switch (clip_piece_kind(&it)) {
+		case CLIP_PIECE_SOT: ids_push(out, t->sot); break;
+		case CLIP_PIECE_EOT: ids_push(out, t->eot); break;
+		case CLIP_PIECE_WORD: bpe_piece(t, it.bytes, it.len, &work, out); break;
 		}
-		if (4 * k > cap) {
-			cap = 4 * k;
-			bytes = xrealloc(bytes, cap);
-		}
-		size_t nb = 0;
-		for (size_t i = 0; i < k; i++)
-			nb += (size_t)utf8_put(s[p + i], (char *)bytes + nb);
-		p += k;
-		/* The reference's cache holds the two special tokens as they are. */
-		if (nb == 15 && memcmp(bytes, "<|startoftext|>", 15) == 0)
-			ids_push(out, t->sot);
-		else if (nb == 13 && memcmp(bytes, "<|endoftext|>", 13) == 0)
-			ids_push(out, t->eot);
-		else
-			bpe_piece(t, bytes, nb, &work, out);
 	}
-	free(bytes);
+	clip_pieces_free(&it);
 	bpe_scratch_free(&work);
 	return 0;
 }

@@ -17,7 +17,9 @@
 
 struct clip_tokenizer;
 
-/* Loads the reference's gzip'd merges file (bpe_simple_vocab_16e6.txt.gz).
+/* Loads the reference's gzip'd merges file (bpe_simple_vocab_16e6.txt.gz),
+ * or a merges file that bpe_learn.h wrote (plain or gzip'd; it starts with
+ * its own header line and is read as clip_tokenizer_from_merges reads it).
  * NULL on failure (errorf "PATH: problem"). */
 struct clip_tokenizer *clip_tokenizer_load_bpe(const char *path);
 /* Loads a Hugging Face vocab.json (token -> id) and merges.txt. */
@@ -25,6 +27,15 @@ struct clip_tokenizer *clip_tokenizer_load_hf(const char *vocab_json, const char
 /* Either, by path: a directory holding vocab.json and merges.txt, a
  * vocab.json (merges.txt beside it), or else a merges file as above. */
 struct clip_tokenizer *clip_tokenizer_load(const char *path);
+/* From merges text in the format of bpe_simple_vocab_16e6.txt (a header
+ * line, then one merge per line), every merge used: the vocabulary is the
+ * 256 byte tokens, the same with "</w>", one token per merge, then
+ * <|startoftext|> and <|endoftext|>. bpe_learn.h writes such text. label
+ * names the source in messages. NULL on failure (errorf). */
+struct clip_tokenizer *clip_tokenizer_from_merges(const char *text, size_t len, const char *label);
+/* The safetensors metadata key under which a CLIP checkpoint carries the
+ * merges text of its own tokenizer (clip-train writes it, clip-embed reads it). */
+#define CLIP_TOKENIZER_METADATA_KEY "knnd_bpe_merges"
 void clip_tokenizer_free(struct clip_tokenizer *t);
 
 int32_t clip_tokenizer_vocab_size(const struct clip_tokenizer *t);

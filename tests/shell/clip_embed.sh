@@ -1,8 +1,91 @@
 #!/usr/bin/env bash
 # clip-embed in real pipelines against the reference's embeddings in
 # ../shared/golden/clip (README there): PNG files through img-read, texts as
-# records and as lines, both checkpoint namings, and its errors.
+# records and as lines, both checkpoint namings, and its errors. First, with
+# no ../shared: the vocabulary a checkpoint carries (clip-train's learned BPE).
 source "$(dirname "$0")/lib.sh"
+
+# ---- a tokenizer stored in the checkpoint ----
+# tiny_clip.py OUT VOCAB [MERGES]: a random Hugging Face-named CLIP (widths 8,
+# one layer per tower, 8x8 images, context 16, VOCAB token rows), with the
+# text of the file MERGES under the metadata key knnd_bpe_merges. The same
+# seed gives the same weights whatever the metadata.
+cat >tiny_clip.py <<'EOF2'
+import json, random, struct, sys
+out, vocab = sys.argv[1], int(sys.argv[2])
+W, M, E, P, G, C = 8, 16, 4, 4, 2, 16
+shapes = {"vision_model.embeddings.patch_embedding.weight": [W, 3, P, P],
+          "vision_model.embeddings.class_embedding": [W],
+          "vision_model.embeddings.position_embedding.weight": [G * G + 1, W],
+          "visual_projection.weight": [E, W], "text_projection.weight": [E, W],
+          "text_model.embeddings.token_embedding.weight": [vocab, W],
+          "text_model.embeddings.position_embedding.weight": [C, W], "logit_scale": []}
+for ln in ("vision_model.pre_layrnorm", "vision_model.post_layernorm", "text_model.final_layer_norm"):
+    shapes[ln + ".weight"] = shapes[ln + ".bias"] = [W]
+for tower in ("vision_model", "text_model"):
+    b = tower + ".encoder.layers.0."
+    for x in ("q", "k", "v", "out"):
+        shapes[b + "self_attn.%s_proj.weight" % x], shapes[b + "self_attn.%s_proj.bias" % x] = [W, W], [W]
+    for x in ("layer_norm1", "layer_norm2"):
+        shapes[b + x + ".weight"] = shapes[b + x + ".bias"] = [W]
+    shapes[b + "mlp.fc1.weight"], shapes[b + "mlp.fc1.bias"] = [M, W], [M]
+    shapes[b + "mlp.fc2.weight"], shapes[b + "mlp.fc2.bias"] = [W, M], [W]
+rng, head, data = random.Random(7), {}, b""
+for name in sorted(shapes):
+    n = 1
+    for d in shapes[name]:
+        n *= d
+    vals = [rng.gauss(0, 0.5) for _ in range(n)]
+    if "norm" in name and name.endswith(".weight"):  # layer norm gains near 1
+        vals = [1 + v / 10 for v in vals]
+    head[name] = {"dtype": "F32", "shape": shapes[name], "data_offsets": [len(data), len(data) + 4 * n]}
+    data += struct.pack("<%df" % n, *vals)
+if len(sys.argv) > 3:
+    head["__metadata__"] = {"knnd_bpe_merges": open(sys.argv[3], encoding="utf-8").read()}
+h = json.dumps(head).encode()
+h += b" " * (-len(h) % 8)
+open(out, "wb").write(struct.pack("<Q", len(h)) + h + data)
+EOF2
+# Six merges as clip-train would store them: vocabulary 512 + 6 + 2 = 520.
+printf '#version: 0.2 knnd-learned\nr e\nre d</w>\nh e\na r\nhe ar\nhear t</w>\n' >learned.txt
+printf '#version: 0.2 knnd-learned\n' >bytes.txt
+printf 'red heart\nred\nheart of red\n' >prompts.txt
+mkdir -p learned plain
+"$PY" tiny_clip.py learned/clip.safetensors 520 learned.txt
+"$PY" tiny_clip.py plain/clip.safetensors 520
+# Without --vocab, ../shared or $KNND_CLIP_VOCAB: the stored vocabulary.
+env -u KNND_CLIP_VOCAB KNND_SHARED=/nonexistent clip-embed -m learned/clip.safetensors --text prompts.txt \
+	>stored.ts 2>err.txt
+check stored_vocab_text sh -c 'ts-cat stored.ts | grep -c "\"emb\":{\"dtype\":\"float32\",\"shape\":\[4\]" | grep -qx 3'
+# The same weights with the same merges as a file give the same bytes; the
+# stored vocabulary also comes before $KNND_CLIP_VOCAB.
+check stored_vocab_is_learned sh -c \
+	'clip-embed -m plain/clip.safetensors --vocab learned.txt --text prompts.txt | cmp - stored.ts'
+check stored_vocab_before_env sh -c \
+	'KNND_CLIP_VOCAB=bytes.txt clip-embed -m learned/clip.safetensors --text prompts.txt | cmp - stored.ts'
+# Byte tokens alone give other embeddings, and --vocab overrides the stored one.
+clip-embed -m plain/clip.safetensors --vocab bytes.txt --text prompts.txt >bytes.ts 2>err.txt
+check other_vocab_differs sh -c '! cmp -s bytes.ts stored.ts'
+check vocab_overrides_stored sh -c \
+	'clip-embed -m learned/clip.safetensors --vocab bytes.txt --text prompts.txt | cmp - bytes.ts'
+check_fails plain_model_no_vocab '^clip-embed: no BPE vocabulary for --text: the model carries none' \
+	env -u KNND_CLIP_VOCAB clip-embed -m plain/clip.safetensors --text prompts.txt
+# More tokens than the model has rows; merges text that is not valid.
+mkdir -p small bad
+"$PY" tiny_clip.py small/clip.safetensors 519 learned.txt
+check_fails stored_vocab_too_big \
+	'^clip-embed: small/clip.safetensors: the vocabulary stored in it \(knnd_bpe_merges\) has 520 tokens, but the model has token embeddings for 519$' \
+	clip-embed -m small/clip.safetensors --text prompts.txt
+printf '#version: 0.2 knnd-learned\nr e\nre d</w>\nhe ar\n' >bad.txt
+"$PY" tiny_clip.py bad/clip.safetensors 520 bad.txt
+check_fails stored_vocab_corrupt \
+	'^clip-embed: bad/clip.safetensors: metadata knnd_bpe_merges: line 4: "he" is neither a byte token nor made by an earlier merge$' \
+	clip-embed -m bad/clip.safetensors --text prompts.txt
+# Images do not read the vocabulary: one 8x8 RGB image record, msgpack by hand.
+"$PY" -c 'import sys; sys.stdout.buffer.write(b"\x81\xa5image\x83\xa5dtype\xa5uint8\xa5shape\x93\x08\x08\x03"
+    b"\xa4data\xc4\xc0" + bytes(range(192)))' >image.ts
+check stored_vocab_unused_for_images sh -c \
+	'clip-embed -m bad/clip.safetensors --image image.ts | ts-cat | grep -q "\"emb\":{\"dtype\":\"float32\",\"shape\":\[4\]"'
 G=$KNND_SHARED/golden/clip
 VOCAB=$KNND_SHARED/clip/bpe_simple_vocab_16e6.txt.gz
 if [ ! -r "$G/expected.safetensors" ]; then
