@@ -25,7 +25,7 @@ static void init_tower_blocks(struct nn_block **layers, struct nn_params *p, con
 	}
 }
 
-void clip_model_init(struct clip_model *m, const struct clip_config *cfg)
+static void init_model(struct clip_model *m, const struct clip_config *cfg, int with_grad)
 {
 	memset(m, 0, sizeof *m);
 	m->cfg = *cfg;
@@ -53,7 +53,17 @@ void clip_model_init(struct clip_model *m, const struct clip_config *cfg)
 	t->projection = nn_params_add(p, "text_projection.weight", 2, (int64_t[]){ E, tw });
 
 	m->logit_scale = nn_params_add(p, "logit_scale", 0, NULL);
-	nn_params_alloc(p, 0);
+	nn_params_alloc(p, with_grad);
+}
+
+void clip_model_init(struct clip_model *m, const struct clip_config *cfg)
+{
+	init_model(m, cfg, 0);
+}
+
+void clip_model_init_trainable(struct clip_model *m, const struct clip_config *cfg)
+{
+	init_model(m, cfg, 1);
 }
 
 void clip_model_free(struct clip_model *m)
@@ -162,10 +172,7 @@ static const float *run_blocks(struct clip_model *m, const struct nn_block *laye
 	return h;
 }
 
-/* Pixels [B, 3, R, R] -> patches [B * grid * grid, 3 * patch * patch], each
- * row one patch flattened as (channel, y, x): conv1 with stride = kernel is
- * then one product with its weight viewed as [width, 3 * patch * patch]. */
-static void patchify(float *patches, const float *pixels, int B, int grid, int patch)
+void clip_patchify(float *patches, const float *pixels, int B, int grid, int patch)
 {
 	int R = grid * patch, row = 3 * patch * patch;
 	for (int b = 0; b < B; b++)
@@ -195,7 +202,7 @@ void clip_encode_image(struct clip_model *m, const float *pixels, int B, float *
 
 	size_t patch_floats = (size_t)B * P * K;
 	float *host = host_buffer(m, patch_floats * sizeof(float));
-	patchify(host, pixels, B, c->grid, c->patch);
+	clip_patchify(host, pixels, B, c->grid, c->patch);
 	float *patches = nn_arena_floats(a, patch_floats);
 	nn->upload(patches, host, patch_floats * sizeof(float));
 	float *embeds = nn_arena_floats(a, (size_t)B * P * W);

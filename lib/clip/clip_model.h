@@ -67,8 +67,10 @@ struct clip_taps {
 	void *ctx;
 };
 
-/* Registers the parameters for cfg and allocates them (zeroed). */
+/* Registers the parameters for cfg and allocates them (zeroed); the
+ * trainable variant also allocates their gradients (clip_train.h). */
 void clip_model_init(struct clip_model *m, const struct clip_config *cfg);
+void clip_model_init_trainable(struct clip_model *m, const struct clip_config *cfg);
 void clip_model_free(struct clip_model *m);
 
 /* Opens a checkpoint of either naming, reads its config (clip_config_read,
@@ -92,6 +94,12 @@ void clip_encode_image(struct clip_model *m, const float *pixels, int B, float *
  * if an id is outside the vocabulary. */
 int clip_encode_text(struct clip_model *m, const int32_t *ids, int B, float *features,
                      const struct clip_taps *taps);
+
+/* Pixels [B, 3, R, R] (host) -> patches [B * grid * grid, 3 * patch *
+ * patch] (host), each row one patch flattened as (channel, y, x): the patch
+ * embedding (a convolution with stride = kernel) is then one product with
+ * its weight viewed as [width, 3 * patch * patch]. */
+void clip_patchify(float *patches, const float *pixels, int B, int grid, int patch);
 
 /* The pooled position of each sequence: the first index of its largest id. */
 int clip_eot_index(const int32_t *ids, int context);

@@ -380,6 +380,13 @@ static int validate_json(const char *text)
 int nn_checkpoint_save(const char *path, const struct nn_params *p, const struct nn_optim *o,
                        const struct nn_train_position *pos, const char *config_json)
 {
+	return nn_checkpoint_save_meta(path, p, o, pos, config_json, NULL, 0);
+}
+
+int nn_checkpoint_save_meta(const char *path, const struct nn_params *p, const struct nn_optim *o,
+                            const struct nn_train_position *pos, const char *config_json,
+                            const struct st_meta *extra, int nextra)
+{
 	if (o->params != p)
 		return errorf("%s: the optimiser belongs to other parameters", path);
 	if (config_json && validate_json(config_json) < 0)
@@ -388,6 +395,8 @@ int nn_checkpoint_save(const char *path, const struct nn_params *p, const struct
 	meta_add(&wmeta, "format", "pt");
 	if (config_json)
 		meta_add(&wmeta, "config", "%s", config_json);
+	for (int i = 0; i < nextra; i++)
+		meta_add(&wmeta, extra[i].key, "%s", extra[i].value);
 	meta_add(&wmeta, "step", "%" PRId64, o->step);
 	char *state_path = nn_checkpoint_state_path(path, 0);
 	char *prev_path = nn_checkpoint_state_path(path, 1);

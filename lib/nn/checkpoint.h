@@ -48,6 +48,12 @@ struct nn_train_position {
 int nn_checkpoint_save(const char *path, const struct nn_params *p, const struct nn_optim *o,
                        const struct nn_train_position *pos, const char *config_json);
 
+/* The same, with more metadata in the weights file (for a model whose
+ * loaders read their own keys, e.g. a CLIP's config and tokenizer). */
+int nn_checkpoint_save_meta(const char *path, const struct nn_params *p, const struct nn_optim *o,
+                            const struct nn_train_position *pos, const char *config_json,
+                            const struct st_meta *extra, int nextra);
+
 /* Loads weights into p, and state into o (created by nn_optim_init on p,
  * with the run's config) and pos. The optimiser config in the checkpoint
  * must equal o's unless flags has NN_CKPT_NEW_CONFIG (then o's is kept, e.g.

@@ -73,22 +73,44 @@ int record_cycle_open(struct record_cycle *c, char **files, int nfiles, record_c
 	return 0;
 }
 
+/* Opens the current input from its start. */
+static int open_current(struct record_cycle *c)
+{
+	if (c->cur == 0)
+		c->in_cycle = 0;
+	if (c->spool_fd >= 0) {
+		if (lseek(c->spool_fd, 0, SEEK_SET) < 0)
+			return errorf("stdin's spool file: %s", strerror(errno));
+		c->rd = ts_open_fd(c->spool_fd, "stdin");
+	} else {
+		c->rd = ts_open(c->files[c->cur]);
+	}
+	return c->rd ? 0 : -1;
+}
+
+int record_cycle_pass(struct record_cycle *c, struct record *r)
+{
+	for (;;) {
+		if (!c->rd && open_current(c) < 0)
+			return -1;
+		int rc = ts_read(c->rd, r);
+		if (rc < 0)
+			return -1;
+		if (rc > 0)
+			return check_record(c, r, cycle_input_name(c), (long long)ts_record_index(c->rd)) < 0 ? -1 : 1;
+		ts_close(c->rd);
+		c->rd = NULL;
+		c->cur = (c->cur + 1) % c->nfiles;
+		if (c->cur == 0)
+			return 0;
+	}
+}
+
 int record_cycle_next(struct record_cycle *c, struct record *r)
 {
 	for (;;) {
-		if (!c->rd) {
-			if (c->cur == 0)
-				c->in_cycle = 0;
-			if (c->spool_fd >= 0) {
-				if (lseek(c->spool_fd, 0, SEEK_SET) < 0)
-					return errorf("stdin's spool file: %s", strerror(errno));
-				c->rd = ts_open_fd(c->spool_fd, "stdin");
-			} else {
-				c->rd = ts_open(c->files[c->cur]);
-			}
-			if (!c->rd)
-				return -1;
-		}
+		if (!c->rd && open_current(c) < 0)
+			return -1;
 		int rc = ts_read(c->rd, r);
 		if (rc < 0)
 			return -1;

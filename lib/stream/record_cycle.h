@@ -49,6 +49,11 @@ int record_cycle_open(struct record_cycle *c, char **files, int nfiles, record_c
 /* The next record into r (checked). 0 or -1 (errorf; also when no input
  * holds any record). */
 int record_cycle_next(struct record_cycle *c, struct record *r);
+/* One pass over the inputs from the start, before training reads them
+ * (e.g. to learn a vocabulary): 1 with the next record, 0 after the last
+ * one, when the cycle is back at its start, or -1 (errorf). Call it only
+ * at the cycle's start. */
+int record_cycle_pass(struct record_cycle *c, struct record *r);
 void record_cycle_close(struct record_cycle *c);
 
 struct record_shuffle {
