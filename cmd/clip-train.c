@@ -70,8 +70,8 @@ static const char help[] =
 	"      --val-every N      (default 500)\n"
 	"      --log FILE         append one JSON object per report: step, loss,\n"
 	"                         logit_scale, lr, steps_per_s (and val_* figures)\n"
-	"      --progress         report every --progress-every steps on stderr\n"
-	"      --progress-every N (default 50)\n"
+	"      --progress-every N report loss, temperature and steps/s on stderr every\n"
+	"                         N steps (default 50; 0: only held-out figures)\n"
 	"  -t, --threads N        CPU threads (default: all cores)\n"
 	"      --backend NAME     cpu (default), cuda or auto\n"
 	"  -h, --help             show this help\n"
@@ -79,14 +79,14 @@ static const char help[] =
 	"\n"
 	"Example:\n"
 	"  idx-read train-images-idx3-ubyte.gz | ts-caption -t 'a {text}' > train.ts\n"
-	"  clip-train -o clip.safetensors --steps 3000 --val val.ts --progress train.ts\n"
+	"  clip-train -o clip.safetensors --steps 3000 --val val.ts train.ts\n"
 	"  echo 'a sneaker' | clip-embed --text -m clip.safetensors\n";
 
 enum {
 	OPT_IMAGE_SIZE = 256, OPT_PATCH, OPT_VW, OPT_VL, OPT_VH, OPT_TW, OPT_TL, OPT_TH, OPT_CONTEXT, OPT_EMBED,
 	OPT_ACT, OPT_MERGES, OPT_VOCAB, OPT_LR, OPT_MIN_LR, OPT_WARMUP, OPT_WD, OPT_CLIP, OPT_NO_AUG, OPT_CROP_MIN,
 	OPT_FLIP, OPT_BUFFER, OPT_SEED, OPT_SAVE_EVERY, OPT_STOP_AFTER, OPT_RESUME, OPT_VAL, OPT_VAL_EVERY, OPT_LOG,
-	OPT_PROGRESS, OPT_PROGRESS_EVERY, OPT_BACKEND,
+	OPT_PROGRESS_EVERY, OPT_BACKEND,
 };
 
 struct options {
@@ -96,7 +96,7 @@ struct options {
 	int batch, buffer;
 	uint64_t seed;
 	int64_t steps, stop_after, save_every, val_every, progress_every;
-	bool resume, progress, warmup_set;
+	bool resume, warmup_set;
 	struct nn_optim_config optim;
 	struct augment_config aug;
 	char **inputs;
@@ -130,7 +130,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 		{ "crop-min", 1, 0, OPT_CROP_MIN }, { "flip", 0, 0, OPT_FLIP }, { "buffer", 1, 0, OPT_BUFFER },
 		{ "seed", 1, 0, OPT_SEED }, { "save-every", 1, 0, OPT_SAVE_EVERY },
 		{ "stop-after", 1, 0, OPT_STOP_AFTER }, { "resume", 0, 0, OPT_RESUME }, { "val", 1, 0, OPT_VAL },
-		{ "val-every", 1, 0, OPT_VAL_EVERY }, { "log", 1, 0, OPT_LOG }, { "progress", 0, 0, OPT_PROGRESS },
+		{ "val-every", 1, 0, OPT_VAL_EVERY }, { "log", 1, 0, OPT_LOG },
 		{ "progress-every", 1, 0, OPT_PROGRESS_EVERY }, { "backend", 1, 0, OPT_BACKEND }, { 0 },
 	};
 	*o = (struct options){
@@ -194,9 +194,8 @@ static void parse_options(int argc, char **argv, struct options *o)
 		case OPT_VAL: o->val = optarg; break;
 		case OPT_VAL_EVERY: o->val_every = parse_int_option("--val-every", optarg, 0, INT64_MAX); break;
 		case OPT_LOG: o->log = optarg; break;
-		case OPT_PROGRESS: o->progress = true; break;
 		case OPT_PROGRESS_EVERY:
-			o->progress_every = parse_int_option("--progress-every", optarg, 1, INT64_MAX);
+			o->progress_every = parse_int_option("--progress-every", optarg, 0, INT64_MAX);
 			break;
 		case OPT_BACKEND:
 			if (nn_use_backend(optarg) < 0)
@@ -540,7 +539,7 @@ int main(int argc, char **argv)
 		bool do_val = o.val && (at_end || (o.val_every && t.opt.step % o.val_every == 0));
 		if (do_val)
 			val_run(&val, &m, B, &ret);
-		if (do_val || (o.progress && t.opt.step % o.progress_every == 0))
+		if (do_val || (o.progress_every && t.opt.step % o.progress_every == 0))
 			report(&r, &t, &o, do_val ? &ret : NULL);
 		if (o.save_every && t.opt.step % o.save_every == 0) {
 			save(&t, &o, &sh, pos.rng_seed, merges);
