@@ -4,6 +4,9 @@
 #   make asan     build and run the suite under AddressSanitizer + UBSan
 #   make deps     install the Debian packages everything needs
 #   make bench    run the benchmarks in bench/
+#   make demo     the main job: generated stickers and clothes for a list of
+#                 prompts, from the default models (work/demo/sheet.png)
+#   make default-models  retrain models/ from the pipelines (about an hour)
 #   make CUDA=0   build without the CUDA parts even when nvcc is present
 
 CC       ?= cc
@@ -20,7 +23,8 @@ BINDIR   ?= bin
 
 # Debian packages: libraries the tools link, and what the tests and fuzzers use.
 DEBS := libfaiss-dev libopenblas-dev libpng-dev libmsgpack-dev zlib1g-dev libicu-dev pkg-config \
-        clang libclang-rt-14-dev libomp-dev python3 python3-msgpack python3-numpy python3-faiss dataset-fashion-mnist
+        clang libclang-rt-14-dev libomp-dev python3 python3-msgpack python3-numpy python3-faiss dataset-fashion-mnist \
+        fonts-noto-color-emoji unicode-data libharfbuzz-bin
 
 # CUDA is an accelerator, never a requirement: built when nvcc is found.
 NVCC ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
@@ -42,7 +46,7 @@ UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(wildcard tests/fuzz/*.c)
 
-.PHONY: FORCE all tests check asan asan-build fuzz fuzz-build deps bench clean
+.PHONY: FORCE all tests check asan asan-build fuzz fuzz-build deps bench clean demo default-models
 .DEFAULT_GOAL := all
 # Keep objects of tools and tests between runs.
 .SECONDARY:
@@ -61,6 +65,18 @@ ifeq ($(filter deps clean,$(MAKECMDGOALS)),)
 endif
 
 all: $(TOOLS:%=$(BINDIR)/%)
+
+# The pipelines run the tools built here; OpenMP threads sleep while they
+# wait, so the tools of one pipe share the cores instead of spinning.
+PIPELINE_ENV := OMP_WAIT_POLICY=passive
+demo: all
+	$(PIPELINE_ENV) $(MAKE) --no-print-directory -f pipelines/demo.mk KNND_BIN=$(CURDIR)/$(BINDIR)
+
+default-models: all
+	$(PIPELINE_ENV) $(MAKE) --no-print-directory -f pipelines/models.mk KNND_BIN=$(CURDIR)/$(BINDIR)
+	mkdir -p models
+	for m in clip vqgan diffuse; do cp work/models/$$m.safetensors models/$$m.safetensors.tmp && \
+	  mv -f models/$$m.safetensors.tmp models/$$m.safetensors; done
 
 deps:
 	@SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
