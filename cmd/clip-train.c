@@ -103,14 +103,6 @@ struct options {
 	int ninputs;
 };
 
-static float parse_range(const char *opt, const char *arg, double lo, double hi)
-{
-	double v = parse_float_option(opt, arg);
-	if (!(v >= lo && v <= hi))
-		usage_error("%s: must be in [%g, %g], not %s", opt, lo, hi, arg);
-	return (float)v;
-}
-
 static int parse_size(const char *opt, const char *arg)
 {
 	return (int)parse_int_option(opt, arg, 1, 1 << 16);
@@ -175,16 +167,16 @@ static void parse_options(int argc, char **argv, struct options *o)
 			break;
 		case OPT_MERGES: o->merges = (int)parse_int_option("--merges", optarg, 0, 1 << 20); break;
 		case OPT_VOCAB: o->vocab = optarg; break;
-		case OPT_LR: o->optim.lr = parse_range("--lr", optarg, 0, 10); break;
-		case OPT_MIN_LR: o->optim.min_lr = parse_range("--min-lr", optarg, 0, 10); break;
+		case OPT_LR: o->optim.lr = (float)parse_float_range("--lr", optarg, 0, 10); break;
+		case OPT_MIN_LR: o->optim.min_lr = (float)parse_float_range("--min-lr", optarg, 0, 10); break;
 		case OPT_WARMUP:
 			o->optim.warmup_steps = parse_int_option("--warmup", optarg, 0, INT64_MAX / 4);
 			o->warmup_set = true;
 			break;
-		case OPT_WD: o->optim.weight_decay = parse_range("--weight-decay", optarg, 0, 10); break;
-		case OPT_CLIP: o->optim.clip_norm = parse_range("--clip-grad", optarg, 0, 1e6); break;
+		case OPT_WD: o->optim.weight_decay = (float)parse_float_range("--weight-decay", optarg, 0, 10); break;
+		case OPT_CLIP: o->optim.clip_norm = (float)parse_float_range("--clip-grad", optarg, 0, 1e6); break;
 		case OPT_NO_AUG: o->aug.enabled = 0; break;
-		case OPT_CROP_MIN: o->aug.crop_min = parse_range("--crop-min", optarg, 0.01, 1); break;
+		case OPT_CROP_MIN: o->aug.crop_min = (float)parse_float_range("--crop-min", optarg, 0.01, 1); break;
 		case OPT_FLIP: o->aug.flip = 1; break;
 		case OPT_BUFFER: o->buffer = (int)parse_int_option("--buffer", optarg, 1, 1 << 24); break;
 		case OPT_SEED: o->seed = (uint64_t)parse_int_option("--seed", optarg, 0, INT64_MAX); break;

@@ -116,14 +116,6 @@ struct options {
 	int ninputs;
 };
 
-static float parse_fraction(const char *opt, const char *arg, double lo, double hi)
-{
-	double v = parse_float_option(opt, arg);
-	if (!(v >= lo && v <= hi))
-		usage_error("%s: must be in [%g, %g], not %s", opt, lo, hi, arg);
-	return (float)v;
-}
-
 static void parse_options(int argc, char **argv, struct options *o, bool train)
 {
 	struct option opts[] = {
@@ -179,21 +171,21 @@ static void parse_options(int argc, char **argv, struct options *o, bool train)
 		case OPT_HEADS: o->heads = (int)parse_int_option("--heads", optarg, 1, 1024); break;
 		case OPT_TSTEPS: o->T = (int)parse_int_option("--steps-diffusion", optarg, 1, 100000); break;
 		case OPT_COND_ATTN: o->cond_self_attn = true; break;
-		case OPT_LR: o->optim.lr = parse_fraction("--lr", optarg, 0, 1e3); break;
-		case OPT_MIN_LR: o->optim.min_lr = parse_fraction("--min-lr", optarg, 0, 1e3); o->min_lr_set = true; break;
+		case OPT_LR: o->optim.lr = (float)parse_float_range("--lr", optarg, 0, 1e3); break;
+		case OPT_MIN_LR: o->optim.min_lr = (float)parse_float_range("--min-lr", optarg, 0, 1e3); o->min_lr_set = true; break;
 		case OPT_WARMUP:
 			o->optim.warmup_steps = parse_int_option("--warmup", optarg, 0, INT64_MAX / 4);
 			o->warmup_set = true;
 			break;
-		case OPT_WD: o->optim.weight_decay = parse_fraction("--weight-decay", optarg, 0, 1e3); break;
+		case OPT_WD: o->optim.weight_decay = (float)parse_float_range("--weight-decay", optarg, 0, 1e3); break;
 		case OPT_EMA:
 			if (train)
-				o->optim.ema_decay = parse_fraction("--ema", optarg, 0, 0.999999);
+				o->optim.ema_decay = (float)parse_float_range("--ema", optarg, 0, 0.999999);
 			else
 				o->use_ema = true;
 			break;
-		case OPT_COND_DROP: o->train.cond_drop = parse_fraction("--cond-drop", optarg, 0, 1); break;
-		case OPT_AUX: o->train.loss.aux_weight = parse_fraction("--aux-weight", optarg, 0, 1e6); break;
+		case OPT_COND_DROP: o->train.cond_drop = (float)parse_float_range("--cond-drop", optarg, 0, 1); break;
+		case OPT_AUX: o->train.loss.aux_weight = (float)parse_float_range("--aux-weight", optarg, 0, 1e6); break;
 		case OPT_BUFFER: o->buffer = (int)parse_int_option("--buffer", optarg, 1, 1 << 24); break;
 		case OPT_SAVE_EVERY: o->save_every = parse_int_option("--save-every", optarg, 0, INT64_MAX); break;
 		case OPT_PROGRESS_EVERY:
@@ -202,8 +194,8 @@ static void parse_options(int argc, char **argv, struct options *o, bool train)
 		case OPT_LOG: o->log = optarg; break;
 		case OPT_RESUME: o->resume = true; break;
 		case OPT_STOP_AFTER: o->stop_after = parse_int_option("--stop-after", optarg, 1, INT64_MAX); break;
-		case OPT_TRUNC: o->truncation = parse_fraction("--truncation", optarg, 1e-6, 1); break;
-		case OPT_GUIDANCE: o->guidance = parse_fraction("--guidance", optarg, 0, 1e6); break;
+		case OPT_TRUNC: o->truncation = (float)parse_float_range("--truncation", optarg, 1e-6, 1); break;
+		case OPT_GUIDANCE: o->guidance = (float)parse_float_range("--guidance", optarg, 0, 1e6); break;
 		default: usage_error("unknown option");
 		}
 	}

@@ -140,3 +140,11 @@ double parse_float_option(const char *opt, const char *arg)
 		usage_error("%s: '%s' is not a finite number", opt, arg);
 	return v;
 }
+
+double parse_float_range(const char *opt, const char *arg, double min, double max)
+{
+	double v = parse_float_option(opt, arg);
+	if (!(v >= min && v <= max))
+		usage_error("%s: must be in [%g, %g], not %s", opt, min, max, arg);
+	return v;
+}

@@ -40,5 +40,6 @@ char *xstrndup(const char *s, size_t n);
  * the option on anything but a complete number in [min, max]. */
 long long parse_int_option(const char *opt, const char *arg, long long min, long long max);
 double parse_float_option(const char *opt, const char *arg);
+double parse_float_range(const char *opt, const char *arg, double min, double max);
 
 #endif

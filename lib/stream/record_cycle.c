@@ -88,25 +88,9 @@ static int open_current(struct record_cycle *c)
 	return c->rd ? 0 : -1;
 }
 
-int record_cycle_pass(struct record_cycle *c, struct record *r)
-{
-	for (;;) {
-		if (!c->rd && open_current(c) < 0)
-			return -1;
-		int rc = ts_read(c->rd, r);
-		if (rc < 0)
-			return -1;
-		if (rc > 0)
-			return check_record(c, r, cycle_input_name(c), (long long)ts_record_index(c->rd)) < 0 ? -1 : 1;
-		ts_close(c->rd);
-		c->rd = NULL;
-		c->cur = (c->cur + 1) % c->nfiles;
-		if (c->cur == 0)
-			return 0;
-	}
-}
-
-int record_cycle_next(struct record_cycle *c, struct record *r)
+/* The next record of the inputs in order: 1 with it, or 0 when the last
+ * input has ended (the cycle is back at its first), or -1 (errorf). */
+static int read_in_order(struct record_cycle *c, struct record *r)
 {
 	for (;;) {
 		if (!c->rd && open_current(c) < 0)
@@ -116,12 +100,28 @@ int record_cycle_next(struct record_cycle *c, struct record *r)
 			return -1;
 		if (rc > 0) {
 			c->in_cycle++;
-			return check_record(c, r, cycle_input_name(c), (long long)ts_record_index(c->rd));
+			return check_record(c, r, cycle_input_name(c), (long long)ts_record_index(c->rd)) < 0 ? -1 : 1;
 		}
 		ts_close(c->rd);
 		c->rd = NULL;
 		c->cur = (c->cur + 1) % c->nfiles;
-		if (c->cur == 0 && c->in_cycle == 0)
+		if (c->cur == 0)
+			return 0;
+	}
+}
+
+int record_cycle_pass(struct record_cycle *c, struct record *r)
+{
+	return read_in_order(c, r);
+}
+
+int record_cycle_next(struct record_cycle *c, struct record *r)
+{
+	for (;;) {
+		int rc = read_in_order(c, r);
+		if (rc != 0)
+			return rc < 0 ? -1 : 0;
+		if (c->in_cycle == 0)
 			return errorf("%s: no %s records in the input", c->nfiles == 1 ? cycle_input_name(c) : "all files",
 			              c->what);
 	}
