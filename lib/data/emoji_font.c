@@ -6,19 +6,17 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/file_map.h"
 #include "data/sfnt.h"
 
 /* Ligature lookups kept at open; a font with more is refused. */
 #define MAX_LIGATURE_LOOKUPS 64
 
 struct emoji_font {
-	void *map;          /* the mmap of the file, or NULL for caller's memory */
-	size_t map_len;
+	struct file_map map; /* the file's mapping; empty for caller's memory */
 	struct sfnt sfnt;
 	struct sfnt_span cmap;  /* the chosen cmap subtable */
 	int cmap_format;        /* 12 or 4 */
@@ -491,33 +489,19 @@ struct emoji_font *emoji_font_open_mem(const void *data, size_t len)
 
 struct emoji_font *emoji_font_open(const char *path)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		errorf("%s", strerror(errno));
+	struct file_map map;
+	if (file_map_open(&map, path) < 0)
+		return NULL;
+	if (!map.size) {
+		errorf("empty file, not a font");
 		return NULL;
 	}
-	struct stat st;
-	errno = 0;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		errorf("%s", errno ? strerror(errno) : S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file");
-		close(fd);
-		return NULL;
-	}
-	size_t len = (size_t)st.st_size;
-	void *map = len ? mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0) : MAP_FAILED;
-	int saved = errno;
-	close(fd);
-	if (map == MAP_FAILED) {
-		errorf("%s", len ? strerror(saved) : "empty file, not a font");
-		return NULL;
-	}
-	struct emoji_font *f = emoji_font_open_mem(map, len);
+	struct emoji_font *f = emoji_font_open_mem(map.data, map.size);
 	if (!f) {
-		munmap(map, len);
+		file_map_close(&map);
 		return NULL;
 	}
 	f->map = map;
-	f->map_len = len;
 	return f;
 }
 
@@ -525,7 +509,6 @@ void emoji_font_close(struct emoji_font *f)
 {
 	if (!f)
 		return;
-	if (f->map)
-		munmap(f->map, f->map_len);
+	file_map_close(&f->map);
 	free(f);
 }

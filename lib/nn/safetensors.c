@@ -12,12 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include "core/error.h"
+#include "core/file_map.h"
 #include "core/tool.h"
 #include "stream/json.h"
 #include "stream/msgpack.h"
@@ -56,7 +55,7 @@ static int st_dtype_from_name(const uint8_t *s, size_t len)
 struct st_file {
 	const uint8_t *base;
 	size_t size;
-	int mapped;
+	struct file_map map; /* empty for st_open_memory's caller-owned bytes */
 	const uint8_t *data; /* first byte after the header */
 	size_t data_size;
 	struct st_entry *entries; /* in data order */
@@ -367,29 +366,15 @@ struct st_file *st_open_memory(const void *bytes, size_t size, const char *label
 
 struct st_file *st_open(const char *path)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		errorf("%s: %s", path, strerror(errno));
-		return NULL;
-	}
-	struct stat sb;
-	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
-		errorf("%s: %s", path, S_ISDIR(sb.st_mode) ? "is a directory" : "not a regular file");
-		close(fd);
-		return NULL;
-	}
-	size_t size = (size_t)sb.st_size;
-	void *base = size ? mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
-	int e = errno;
-	close(fd);
-	if (size && base == MAP_FAILED) {
-		errorf("%s: cannot map: %s", path, strerror(e));
+	struct file_map map;
+	if (file_map_open(&map, path) < 0) {
+		error_prefix("%s", path);
 		return NULL;
 	}
 	struct st_file *f = xcalloc(1, sizeof *f);
-	f->base = base;
-	f->size = size;
-	f->mapped = size != 0;
+	f->base = map.data;
+	f->size = map.size;
+	f->map = map;
 	if (parse_header(f) < 0) {
 		error_prefix("%s", path);
 		st_close(f);
@@ -402,8 +387,7 @@ void st_close(struct st_file *f)
 {
 	if (!f)
 		return;
-	if (f->mapped)
-		munmap((void *)f->base, f->size);
+	file_map_close(&f->map);
 	for (int i = 0; i < f->n; i++)
 		free((char *)f->entries[i].name);
 	free(f->entries);
