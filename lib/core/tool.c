@@ -53,12 +53,42 @@ static void vreport(const char *fmt, va_list ap)
 	fputc('\n', stderr);
 }
 
+/* A few writers at most are open at once. */
+#define AT_DIE_MAX 8
+static struct {
+	void (*fn)(void *ctx);
+	void *ctx;
+} at_die[AT_DIE_MAX];
+
+int tool_at_die(void (*fn)(void *ctx), void *ctx)
+{
+	for (int i = 0; i < AT_DIE_MAX; i++)
+		if (!at_die[i].fn) {
+			at_die[i].fn = fn;
+			at_die[i].ctx = ctx;
+			return i;
+		}
+	return -1;
+}
+
+void tool_forget_at_die(int handle)
+{
+	if (handle >= 0 && handle < AT_DIE_MAX)
+		at_die[handle].fn = NULL;
+}
+
 void die(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
 	vreport(fmt, ap);
 	va_end(ap);
+	for (int i = 0; i < AT_DIE_MAX; i++)
+		if (at_die[i].fn) {
+			void (*fn)(void *) = at_die[i].fn;
+			at_die[i].fn = NULL; /* once, even if fn dies itself */
+			fn(at_die[i].ctx);
+		}
 	atomic_abort_all();
 	exit(EXIT_FAIL);
 }

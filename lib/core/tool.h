@@ -21,6 +21,11 @@ void tool_init(const char *name, int argc, char **argv, const char *help);
 
 /* "tool: message" on stderr, removes unfinished output files, exits 1. */
 noreturn void die(const char *fmt, ...) KNND_PRINTF(1, 2);
+/* fn(ctx) runs when the tool dies (before unfinished files are removed),
+ * e.g. to pass on the records a filter has already produced, as a filter
+ * that stops at bad input should. Returns a handle for tool_forget_at_die. */
+int tool_at_die(void (*fn)(void *ctx), void *ctx);
+void tool_forget_at_die(int handle);
 /* "tool: message" plus a pointer to --help, exits 2. */
 noreturn void usage_error(const char *fmt, ...) KNND_PRINTF(1, 2);
 /* "tool: message" on stderr, continues. */

@@ -21,13 +21,21 @@ struct ts_writer {
 	char *name;
 	struct mp_buf buf;
 	int failed;
+	int at_die;      /* tool_at_die handle, or -1 */
 };
+
+/* A tool that dies on bad input still passes on what it has written. */
+static void flush_at_die(void *ctx)
+{
+	ts_flush(ctx);
+}
 
 struct ts_writer *ts_writer_fd(int fd, const char *name)
 {
 	struct ts_writer *w = xcalloc(1, sizeof *w);
 	w->fd = fd;
 	w->name = xstrdup(name);
+	w->at_die = fd >= 0 ? tool_at_die(flush_at_die, w) : -1;
 #ifdef F_SETPIPE_SZ
 	fcntl(fd, F_SETPIPE_SZ, 1 << 20);
 #endif
@@ -161,6 +169,7 @@ int ts_flush(struct ts_writer *w)
 
 int ts_writer_close(struct ts_writer *w)
 {
+	tool_forget_at_die(w->at_die);
 	int rc = ts_flush(w);
 	mp_buf_free(&w->buf);
 	free(w->name);

@@ -123,6 +123,7 @@ check_fails cat_json_input 'looks like JSON: use ts-pack' ts-cat s.jsonl
 check_fails cat_missing_file '^ts-cat: nope.ts: No such file' ts-cat nope.ts
 check_fails head_truncated '^ts-head: stdin: record 24: .*truncated' sh -c 'ts-head -n 30 <cut.ts'
 check head_stops_before_damage cmp <(ts-head -n 3 cut.ts) <(ts-head -n 3 s.ts)
+check head_passes_on_records_before_damage cmp <(ts-head -n 30 cut.ts 2>/dev/null) <(ts-head -n 24 s.ts)
 
 check_fails head_bad_n "^ts-head: -n: 'x' is not an integer" ts-head -n x s.ts
 check_fails head_negative_n '^ts-head: -n: -1 is out of range' ts-head -n -1 s.ts
