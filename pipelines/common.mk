@@ -5,6 +5,9 @@ ifndef KNND_COMMON_MK
 KNND_COMMON_MK := 1
 KNND_BIN ?=
 knnd_tool = $(if $(KNND_BIN),$(KNND_BIN)/$(1),$(1))
+# The pipeline scripts beside this file, run with the tools on PATH.
+KNND_PIPELINES := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
+knnd_script = $(if $(KNND_BIN),PATH="$(KNND_BIN):$$PATH") $(KNND_PIPELINES)/$(1)
 # $(call knnd_atomic,PIPE): PIPE's stdout becomes $@ whole or not at all, so
 # that an interrupted run never leaves a file that looks finished. Run it
 # under knnd_shell (pipefail: a failure anywhere in the pipe counts).

@@ -1,4 +1,5 @@
-# index: a collection of images -> clip-embed --image -> knn-query build.
+# index: a collection of images -> clip-embed --image -> knn-query build
+# (the pipe is index.sh).
 #   INDEX_IMAGES   the collection: a tensor stream of image records
 #   CLIP_MODEL     the CLIP checkpoint
 #   WORK           output folder (default work)
@@ -11,13 +12,6 @@ WORK ?= work
 INDEX ?= $(WORK)/index
 EMBED_FLAGS ?=
 
-$(WORK)/collection.emb.ts $(INDEX)/manifest.msgpack: SHELL := $(knnd_shell)
-$(WORK)/collection.emb.ts $(INDEX)/manifest.msgpack: .SHELLFLAGS := $(knnd_shellflags)
-
-$(WORK)/collection.emb.ts: $(INDEX_IMAGES) $(CLIP_MODEL)
-	@mkdir -p $(@D)
-	$(call knnd_atomic,$(call knnd_tool,clip-embed) -m $(CLIP_MODEL) --image $(EMBED_FLAGS) $(INDEX_IMAGES))
-
-# knn-query build writes the folder aside and renames it into place.
-$(INDEX)/manifest.msgpack: $(WORK)/collection.emb.ts
-	$(call knnd_tool,knn-query) build --index $(INDEX) $<
+$(INDEX)/manifest.msgpack $(WORK)/collection.emb.ts &: $(INDEX_IMAGES) $(CLIP_MODEL)
+	@mkdir -p $(WORK)
+	$(call knnd_script,index.sh) $(CLIP_MODEL) $(INDEX_IMAGES) $(WORK)/collection.emb.ts $(INDEX) $(EMBED_FLAGS)

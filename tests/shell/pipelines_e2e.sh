@@ -53,4 +53,4 @@ check demo_prompts_kept bash -c '[ "$(ts-cat -k text demo/samples.ts | sort -u |
 check demo_index_built test -s demo/index/manifest.msgpack
 check demo_up_to_date bash -c "[ -z \"\$(make -s -n -f $P/demo.mk KNND_BIN=$KNND_BIN DATA=data IMAGE_SIZE=16 EMOJI_COUNT=120 FASHION_COUNT=200 FASHION_GEN=60 DEFAULT_MODELS=models WORK=demo PROMPTS=prompts.txt SAMPLES=3 demo/sheet.png)\" ]"
 touch prompts.txt
-check demo_reruns_on_new_prompts bash -c "make -s -n -f $P/demo.mk KNND_BIN=$KNND_BIN DATA=data IMAGE_SIZE=16 EMOJI_COUNT=120 FASHION_COUNT=200 FASHION_GEN=60 DEFAULT_MODELS=models WORK=demo PROMPTS=prompts.txt SAMPLES=3 | grep -q 'diffuse.* sample'"
+check demo_reruns_on_new_prompts bash -c "make -s -n -f $P/demo.mk KNND_BIN=$KNND_BIN DATA=data IMAGE_SIZE=16 EMOJI_COUNT=120 FASHION_COUNT=200 FASHION_GEN=60 DEFAULT_MODELS=models WORK=demo PROMPTS=prompts.txt SAMPLES=3 | grep -q 'sample.sh'"
