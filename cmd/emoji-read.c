@@ -1,7 +1,6 @@
 /* emoji-read: the colour emoji of a CBDT font (Noto Color Emoji), named by
  * Unicode's emoji-test.txt, as sticker records. */
 #include <getopt.h>
-#include <omp.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -160,10 +159,6 @@ int main(int argc, char **argv)
 	tool_init("emoji-read", argc, argv, help);
 	struct options o;
 	parse_options(argc, argv, &o);
-
-	/* Stickers are small: a thread team per resize costs more than it saves,
-	 * and its threads spin for a core when other jobs hold them all. */
-	omp_set_num_threads(1);
 
 	struct emoji_font *font = emoji_font_open(o.font);
 	if (!font)

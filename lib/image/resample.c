@@ -22,9 +22,11 @@
 #define PRECISION_BITS 22
 #define HALF (1 << (PRECISION_BITS - 1))
 
-/* Below this many multiply-adds a pass runs on one thread: starting a team
- * costs more than it saves, and callers often run images in parallel. */
-#define PARALLEL_MIN_WORK (1 << 17)
+/* Below this many multiply-adds (about a millisecond) a pass runs on one
+ * thread: starting a team costs more than it saves, more so when other jobs
+ * hold the cores and the team's threads wait for them (a 136x128 sticker
+ * shrunk to 32x32 is 0.3M), and callers often run images in parallel. */
+#define PARALLEL_MIN_WORK (1 << 20)
 
 /* ---- the kernels, as Pillow evaluates them ---- */
 
