@@ -10,6 +10,7 @@
 
 #include "clip/clip_train.h"
 #include "core/tool.h"
+#include "nn/optim.h"
 #include "image/augment.h"
 #include "image/clip_preprocess.h"
 #include "nn/checkpoint.h"
@@ -209,7 +210,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 	if (o->tw % o->th)
 		usage_error("--text-width %d is not a multiple of --text-heads %d", o->tw, o->th);
 	if (!o->warmup_set)
-		o->optim.warmup_steps = o->steps / 20 < 1000 ? o->steps / 20 : 1000;
+		o->optim.warmup_steps = nn_default_warmup(o->steps);
 	if (o->optim.warmup_steps >= o->steps)
 		usage_error("--warmup %lld must be shorter than --steps %lld", (long long)o->optim.warmup_steps,
 		            (long long)o->steps);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/tool.h"
+#include "nn/optim.h"
 #include "diffusion/diffuse_sample.h"
 #include "diffusion/diffuse_train.h"
 #include "nn/checkpoint.h"
@@ -212,7 +213,7 @@ static void parse_options(int argc, char **argv, struct options *o, bool train)
 	if (!o->min_lr_set)
 		o->optim.min_lr = o->optim.lr / 10;
 	if (!o->warmup_set)
-		o->optim.warmup_steps = o->steps / 20 < 1000 ? o->steps / 20 : 1000;
+		o->optim.warmup_steps = nn_default_warmup(o->steps);
 	if (o->optim.warmup_steps >= o->steps)
 		usage_error("--warmup %lld must be shorter than --steps %lld", (long long)o->optim.warmup_steps,
 		            (long long)o->steps);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/tool.h"
+#include "nn/optim.h"
 #include "nn/checkpoint.h"
 #include "nn/ops.h"
 #include "nn/philox.h"
@@ -308,7 +309,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 	if (!o->min_lr_set)
 		o->optim.min_lr = o->optim.lr / 10;
 	if (!o->warmup_set)
-		o->optim.warmup_steps = o->steps / 20 < 1000 ? o->steps / 20 : 1000;
+		o->optim.warmup_steps = nn_default_warmup(o->steps);
 	if (o->optim.warmup_steps >= o->steps)
 		usage_error("--warmup %lld must be shorter than --steps %lld", (long long)o->optim.warmup_steps,
 		            (long long)o->steps);

@@ -18,6 +18,11 @@ struct nn_optim_config nn_optim_defaults(void)
 	return c;
 }
 
+int64_t nn_default_warmup(int64_t steps)
+{
+	return steps / 20 < 1000 ? steps / 20 : 1000;
+}
+
 float nn_lr_at(const struct nn_optim_config *c, int64_t t)
 {
 	if (t < c->warmup_steps)

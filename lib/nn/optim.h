@@ -44,6 +44,10 @@ struct nn_optim_config nn_optim_defaults(void);
  * until decay_steps, min_lr after it; lr throughout if decay_steps is 0. */
 float nn_lr_at(const struct nn_optim_config *c, int64_t t);
 
+/* The trainers' warm-up when none is given: a twentieth of the run, at
+ * most 1000 steps. */
+int64_t nn_default_warmup(int64_t steps);
+
 struct nn_optim {
 	struct nn_optim_config cfg;
 	struct nn_params *params;
