@@ -56,6 +56,7 @@ static const char help[] =
 	"      --heads N          attention heads (default 8)\n"
 	"      --steps-diffusion T  diffusion steps (default 100)\n"
 	"      --cond-self-attn   a self-attention layer over the k+1 embeddings\n"
+	"      --cond-knn-mean    the neighbours enter as their mean (one slot)\n"
 	"  -s, --steps N          optimiser steps in all (default 10000)\n"
 	"      --lr LR            peak AdamW learning rate (default 4.5e-4)\n"
 	"      --min-lr LR        end of the cosine decay (default lr/10)\n"
@@ -98,13 +99,13 @@ enum {
 	OPT_BACKBONE = 256, OPT_NO_KNN, OPT_SEED, OPT_BACKEND, OPT_CODES, OPT_DEPTH, OPT_WIDTH, OPT_HEADS,
 	OPT_TSTEPS, OPT_COND_ATTN, OPT_LR, OPT_MIN_LR, OPT_WARMUP, OPT_WD, OPT_EMA, OPT_COND_DROP, OPT_AUX,
 	OPT_BUFFER, OPT_SAVE_EVERY, OPT_PROGRESS_EVERY, OPT_LOG, OPT_RESUME, OPT_STOP_AFTER, OPT_TRUNC,
-	OPT_GUIDANCE,
+	OPT_GUIDANCE, OPT_KNN_MEAN,
 };
 
 struct options {
 	bool training; /* train, not sample */
 	const char *model, *log;
-	bool no_knn, resume, use_ema, cond_self_attn;
+	bool no_knn, resume, use_ema, cond_self_attn, knn_mean;
 	int k; /* -1: default */
 	int batch, buffer, codes, depth, width, heads, T;
 	uint64_t seed;
@@ -130,7 +131,8 @@ static void parse_options(int argc, char **argv, struct options *o, bool train)
 		{ "cond-drop", 1, 0, OPT_COND_DROP }, { "aux-weight", 1, 0, OPT_AUX }, { "buffer", 1, 0, OPT_BUFFER },
 		{ "save-every", 1, 0, OPT_SAVE_EVERY }, { "progress-every", 1, 0, OPT_PROGRESS_EVERY },
 		{ "log", 1, 0, OPT_LOG }, { "resume", 0, 0, OPT_RESUME }, { "stop-after", 1, 0, OPT_STOP_AFTER },
-		{ "truncation", 1, 0, OPT_TRUNC }, { "guidance", 1, 0, OPT_GUIDANCE }, { 0 },
+		{ "truncation", 1, 0, OPT_TRUNC }, { "guidance", 1, 0, OPT_GUIDANCE },
+		{ "cond-knn-mean", 0, 0, OPT_KNN_MEAN }, { 0 },
 	};
 	*o = (struct options){
 		.k = -1, .batch = 16, .buffer = 256, .depth = 12, .width = 512, .heads = 8, .T = 100, .seed = 1,
@@ -172,6 +174,7 @@ static void parse_options(int argc, char **argv, struct options *o, bool train)
 		case OPT_HEADS: o->heads = (int)parse_int_option("--heads", optarg, 1, 1024); break;
 		case OPT_TSTEPS: o->T = (int)parse_int_option("--steps-diffusion", optarg, 1, 100000); break;
 		case OPT_COND_ATTN: o->cond_self_attn = true; break;
+		case OPT_KNN_MEAN: o->knn_mean = true; break;
 		case OPT_LR: o->optim.lr = (float)parse_float_range("--lr", optarg, 0, 1e3); break;
 		case OPT_MIN_LR: o->optim.min_lr = (float)parse_float_range("--min-lr", optarg, 0, 1e3); o->min_lr_set = true; break;
 		case OPT_WARMUP:
@@ -232,8 +235,8 @@ static struct dtx_config config_from_options(const struct options *o, const stru
 {
 	struct dtx_config c = {
 		.K = o->codes, .h = spec->h, .w = spec->w, .width = o->width, .depth = o->depth, .heads = o->heads,
-		.mlp_hidden = 4 * o->width, .cond_dim = spec->D, .cond_slots = 1 + (spec->k > 0 ? spec->k : 0),
-		.cond_self_attn = o->cond_self_attn, .T = o->T,
+		.mlp_hidden = 4 * o->width, .cond_dim = spec->D, .cond_slots = diffuse_cond_slots(spec),
+		.cond_self_attn = o->cond_self_attn, .cond_knn_mean = spec->knn_mean ? spec->k : 0, .T = o->T,
 	};
 	if (dtx_config_check(&c) < 0)
 		die("%s", error_message());
@@ -244,8 +247,9 @@ static struct dtx_config config_from_options(const struct options *o, const stru
 static struct diffuse_record_spec spec_from_config(const struct dtx_config *c)
 {
 	return (struct diffuse_record_spec){ .h = c->h, .w = c->w, .K = c->K, .D = c->cond_dim,
-	                                     .k = c->cond_slots > 1 ? c->cond_slots - 1 : -1, .tokens = 1,
-	                                     .knn_exact = 1 };
+	                                     .k = c->cond_knn_mean ? c->cond_knn_mean :
+	                                          c->cond_slots > 1 ? c->cond_slots - 1 : -1,
+	                                     .tokens = 1, .knn_exact = 1, .knn_mean = c->cond_knn_mean > 0 };
 }
 
 struct report {
@@ -325,7 +329,7 @@ static int run_train(struct options *o)
 	struct diffuse_trainer t;
 	/* k 0: as many neighbours as the first record has */
 	struct diffuse_record_spec spec = { .K = o->codes, .k = o->no_knn || o->k == 0 ? -1 : o->k < 0 ? 0 : o->k,
-	                                    .tokens = 1, .knn_exact = 1 };
+	                                    .tokens = 1, .knn_exact = 1, .knn_mean = o->knn_mean };
 	int64_t resume_draws = 0;
 	if (o->resume) {
 		check_resume_options(o);
@@ -471,7 +475,7 @@ static int run_sample(struct options *o)
 		e.spec.k = -1;
 	else if (o->k >= 0)
 		e.spec.k = o->k ? o->k : -1;
-	e.S = 1 + (e.spec.k > 0 ? e.spec.k : 0);
+	e.S = diffuse_cond_slots(&e.spec);
 	struct diffuse_sample_config sc = { .seed = o->seed, .truncation = o->truncation, .guidance = o->guidance,
 	                                    .steps = o->steps > 0 ? (int)o->steps : 0 };
 	if (diffuse_sampler_init(&e.s, &m, &sc) < 0)

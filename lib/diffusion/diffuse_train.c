@@ -92,19 +92,27 @@ int diffuse_record_check(struct diffuse_record_spec *spec, struct record *r, int
 	return 0;
 }
 
+int diffuse_cond_slots(const struct diffuse_record_spec *spec)
+{
+	return spec->k <= 0 ? 1 : spec->knn_mean ? 2 : 1 + spec->k;
+}
+
 void diffuse_cond_from_record(const struct diffuse_record_spec *spec, const struct record *r, float *cond,
                               uint8_t *valid)
 {
-	int D = spec->D, k = spec->k > 0 ? spec->k : 0;
-	memset(cond, 0, (size_t)(1 + k) * D * sizeof *cond);
-	memset(valid, 0, (size_t)(1 + k));
+	int D = spec->D, k = spec->k > 0 ? spec->k : 0, S = diffuse_cond_slots(spec);
+	memset(cond, 0, (size_t)S * D * sizeof *cond);
+	memset(valid, 0, (size_t)S);
 	memcpy(cond, record_tensor(r, "emb")->data, (size_t)D * sizeof *cond);
 	valid[0] = 1;
 	const struct tensor *knn = k ? record_tensor(r, "knn") : NULL;
-	int have = knn ? (int)knn->shape[0] : 0;
-	for (int j = 0; j < k && j < have; j++) {
-		memcpy(cond + (size_t)(1 + j) * D, (const float *)knn->data + (size_t)j * D, (size_t)D * sizeof *cond);
-		valid[1 + j] = 1;
+	int have = knn ? (int)knn->shape[0] : 0, n = have < k ? have : k;
+	const float *rows = knn ? knn->data : NULL;
+	for (int j = 0; j < n; j++) {
+		float *slot = cond + (size_t)(spec->knn_mean ? 1 : 1 + j) * D;
+		for (int d = 0; d < D; d++)
+			slot[d] += rows[(size_t)j * D + d] / (spec->knn_mean ? (float)n : 1.0f);
+		valid[spec->knn_mean ? 1 : 1 + j] = 1;
 	}
 }
 

@@ -38,15 +38,21 @@ struct diffuse_record_spec {
 	int k;         /* neighbours needed (train) or wanted (sample); -1: knn unused */
 	int tokens;    /* 1: tokens required */
 	int knn_exact; /* 1: at least k knn rows required (train); 0: fewer are masked */
+	int knn_mean;  /* 1: the k rows enter as their mean, one slot */
 };
+
+/* Condition slots S of such records: 1 + k, or 2 with knn_mean (1 when
+ * k <= 0). */
+int diffuse_cond_slots(const struct diffuse_record_spec *spec);
 
 /* Checks r against spec (fixing its zero sizes from r) and, if trim,
  * drops every field but tokens, emb and knn. 0 or -1 (errorf). */
 int diffuse_record_check(struct diffuse_record_spec *spec, struct record *r, int trim);
 
-/* The condition of r for S = 1 + spec->k slots (k <= 0: S = 1): cond [S, D]
- * = emb, then the first knn rows; valid [S] marks the slots filled (a
- * record with fewer neighbours leaves the rest zero and invalid). */
+/* The condition of r in diffuse_cond_slots(spec) slots: cond [S, D] = emb,
+ * then the first k knn rows (or their mean); valid [S] marks the slots
+ * filled (a record with fewer neighbours leaves the rest zero and invalid,
+ * or averages those it has). */
 void diffuse_cond_from_record(const struct diffuse_record_spec *spec, const struct record *r, float *cond,
                               uint8_t *valid);
 

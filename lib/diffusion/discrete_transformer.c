@@ -63,7 +63,8 @@ int dtx_config_check(const struct dtx_config *c)
 		{ "width", c->width, 1, MAX_WIDTH }, { "depth", c->depth, 1, MAX_DEPTH },
 		{ "heads", c->heads, 1, MAX_WIDTH }, { "mlp_hidden", c->mlp_hidden, 1, 16 * MAX_WIDTH },
 		{ "cond_dim", c->cond_dim, 1, MAX_WIDTH }, { "cond_slots", c->cond_slots, 1, MAX_SLOTS },
-		{ "cond_self_attn", c->cond_self_attn, 0, 1 }, { "T", c->T, 1, MAX_STEPS },
+		{ "cond_self_attn", c->cond_self_attn, 0, 1 }, { "cond_knn_mean", c->cond_knn_mean, 0, MAX_SLOTS },
+		{ "T", c->T, 1, MAX_STEPS },
 	};
 	for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++)
 		if (sizes[i].value < sizes[i].min || sizes[i].value > sizes[i].max)
@@ -71,6 +72,8 @@ int dtx_config_check(const struct dtx_config *c)
 			              sizes[i].max);
 	if (c->width % c->heads)
 		return errorf("width %d is not a multiple of %d heads", c->width, c->heads);
+	if (c->cond_knn_mean && c->cond_slots != 2)
+		return errorf("cond_knn_mean needs 2 condition slots, not %d", c->cond_slots);
 	return 0;
 }
 
@@ -116,7 +119,8 @@ int dtx_config_from_json(struct dtx_config *c, const char *json)
 	    json_int(top, end, "mlp_hidden", &c->mlp_hidden, 0) < 0 ||
 	    json_int(top, end, "cond_dim", &c->cond_dim, 1) < 0 ||
 	    json_int(top, end, "cond_slots", &c->cond_slots, 1) < 0 ||
-	    json_int(top, end, "cond_self_attn", &c->cond_self_attn, 0) < 0 || json_int(top, end, "T", &c->T, 1) < 0)
+	    json_int(top, end, "cond_self_attn", &c->cond_self_attn, 0) < 0 ||
+	    json_int(top, end, "cond_knn_mean", &c->cond_knn_mean, 0) < 0 || json_int(top, end, "T", &c->T, 1) < 0)
 		goto out;
 	if (c->mlp_hidden < 0)
 		c->mlp_hidden = c->width <= MAX_WIDTH ? 4 * c->width : 0;
@@ -128,11 +132,14 @@ out:
 
 char *dtx_config_json(const struct dtx_config *c)
 {
-	char *text = NULL;
+	char *text = NULL, mean[48] = "";
+	/* written only when set, so that older readers load the other models */
+	if (c->cond_knn_mean)
+		snprintf(mean, sizeof mean, "\"cond_knn_mean\": %d, ", c->cond_knn_mean);
 	if (asprintf(&text, "{\"K\": %d, \"h\": %d, \"w\": %d, \"width\": %d, \"depth\": %d, \"heads\": %d, "
-	             "\"mlp_hidden\": %d, \"cond_dim\": %d, \"cond_slots\": %d, \"cond_self_attn\": %d, \"T\": %d}",
+	             "\"mlp_hidden\": %d, \"cond_dim\": %d, \"cond_slots\": %d, \"cond_self_attn\": %d, %s\"T\": %d}",
 	             c->K, c->h, c->w, c->width, c->depth, c->heads, c->mlp_hidden, c->cond_dim, c->cond_slots,
-	             c->cond_self_attn, c->T) < 0)
+	             c->cond_self_attn, mean, c->T) < 0)
 		die("out of memory");
 	return text;
 }

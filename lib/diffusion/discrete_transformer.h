@@ -22,7 +22,9 @@
  * section 6.5 variant i) one pre-LN self-attention layer over the S
  * projected embeddings before the blocks use them. cond_valid [B, S] (NULL:
  * all) masks slots, so fewer neighbours than trained with (-k at inference)
- * or none (--no-knn: S = 1) work. The classifier-free null condition is
+ * or none (--no-knn: S = 1) work. With cond_knn_mean the caller averages
+ * the neighbours into slot 1 (diffuse_cond_from_record), the paper's
+ * "mean of the kNN" way. The classifier-free null condition is
  * all-zero cond vectors, as the paper.
  *
  * Written once on the op interface (nn/ops.h) with lib/nn/layers; runs on
@@ -49,6 +51,8 @@ struct dtx_config {
 	int cond_dim;        /* CLIP embedding width D */
 	int cond_slots;      /* S at training: k + 1 (1 for --no-knn) */
 	int cond_self_attn;  /* section 6.5 variant i */
+	int cond_knn_mean;   /* k > 0: the k neighbours enter as their mean,
+	                      * one slot (cond_slots 2); 0: a slot each */
 	int T;               /* diffusion steps (timestep embedding rows) */
 };
 

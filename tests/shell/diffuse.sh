@@ -89,6 +89,16 @@ check steps_T_is_default cmp s1.ts s9.ts
 diffuse sample -m m.safetensors --seed 5 -t 1 --no-knn emb_only.ts >s7.ts
 check no_knn_samples at_least "$(agree s7.ts train.ts)" 0
 
+# The neighbours as their mean: one condition slot for them, in the config.
+diffuse train "${TINY[@]}" -m mean.safetensors --cond-knn-mean --steps 300 --progress-every 0 train.ts 2>/dev/null
+check knn_mean_config "$PY" -c '
+import json
+h = open("mean.safetensors", "rb").read()
+n = int.from_bytes(h[:8], "little"); c = json.loads(json.loads(h[8:8 + n])["__metadata__"]["config"])
+assert c["cond_knn_mean"] == 2 and c["cond_slots"] == 2, c'
+diffuse sample -m mean.safetensors --seed 5 -t 1 cond.ts >s10.ts
+check knn_mean_overfits at_least "$(agree s10.ts train.ts)" 0.8
+
 # Resume: 12 steps straight, or 5 + 7 (stopped, then resumed; from stdin
 # too), end in the same bytes.
 R=("${TINY[@]}" --steps 12 --warmup 2 --save-every 4 --progress-every 0 --cond-drop 0.25)
