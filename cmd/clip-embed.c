@@ -9,10 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clip/clip_encode_batch.h"
 #include "clip/clip_model.h"
-#include "clip/clip_vocab.h"
 #include "core/tool.h"
-#include "image/clip_preprocess.h"
 #include "nn/ops.h"
 #include "stream/record_batch.h"
 #include "stream/stream.h"
@@ -90,63 +89,14 @@ static void set_embedding(struct record *r, const char *key, const float *x, int
 	memcpy(t->data, x, (size_t)d * sizeof *x);
 }
 
-/* Pillow resizes palette and 1-bit images with NEAREST whatever filter is
- * asked for; img-read records the file's mode, so the reference's result is
- * reproduced for those too. */
-static enum resample_filter resize_filter(const struct record *r)
-{
-	const char *mode = record_str(r, "mode");
-	if (mode && (!strcmp(mode, "P") || !strcmp(mode, "1")))
-		return RESAMPLE_NEAREST;
-	return RESAMPLE_BICUBIC;
-}
-
-/* The features of the batch's images. */
-static int encode_images(struct embedder *e, struct record_batch *b)
-{
-	int R = e->model.cfg.resolution;
-	size_t per = (size_t)3 * R * R;
-	/* Preprocessing is per image and independent: one image per thread. */
-	#pragma omp parallel for schedule(dynamic)
-	for (int i = 0; i < b->n; i++) {
-		struct image view;
-		int rc = image_from_record(&b->recs[i], "image", &view);
-		if (rc == 0)
-			rc = clip_preprocess(&view, R, resize_filter(&b->recs[i]), e->inputs + i * per);
-		if (rc < 0)
-			record_batch_fail(b, i);
-	}
-	if (record_batch_check(b) < 0)
-		return -1;
-	clip_encode_image(&e->model, e->inputs, b->n, e->features, NULL);
-	return 0;
-}
-
-/* The features of the batch's texts. */
-static int encode_texts(struct embedder *e, struct record_batch *b)
-{
-	int ctx = e->model.cfg.context;
-	for (int i = 0; i < b->n; i++) {
-		const struct value *v = record_get(&b->recs[i], "text");
-		int64_t rc = v && v->kind == V_STR
-		                     ? clip_tokenize(e->tok, v->str.ptr, v->str.len, e->ids + (size_t)i * ctx, ctx)
-		                     : errorf("no 'text' string field");
-		if (rc < 0)
-			record_batch_fail(b, i);
-	}
-	if (record_batch_check(b) < 0)
-		return -1;
-	if (clip_encode_text(&e->model, e->ids, b->n, e->features, NULL) < 0)
-		return error_prefix("%s", e->o->model);
-	return 0;
-}
-
 /* Adds the embeddings to the batch's records. */
 static int embed_batch(void *ctx, struct record_batch *b)
 {
 	struct embedder *e = ctx;
 	int E = e->model.cfg.embed_dim;
-	if ((e->o->image ? encode_images(e, b) : encode_texts(e, b)) < 0)
+	int rc = e->o->image ? clip_encode_image_batch(&e->model, b, "image", e->inputs, e->features)
+	                     : clip_encode_text_batch(&e->model, e->tok, b, "text", e->ids, e->features);
+	if (rc < 0)
 		return -1;
 	for (int i = 0; i < b->n; i++) {
 		float *f = e->features + (size_t)i * E;
@@ -242,66 +192,6 @@ static int read_text_files(struct record_batch *b, int nfiles, char **files, boo
 
 /* ---- setup ---- */
 
-static char *beside(const char *model_path, const char *name)
-{
-	const char *slash = strrchr(model_path, '/');
-	size_t dir = slash ? (size_t)(slash - model_path + 1) : 0;
-	char *path = xmalloc(dir + strlen(name) + 1);
-	memcpy(path, model_path, dir);
-	strcpy(path + dir, name);
-	return path;
-}
-
-/* The tokenizer for --text: --vocab, else the one the model carries
- * (clip-train's), else $KNND_CLIP_VOCAB, else a vocabulary file beside the
- * model. The environment comes after the model's own, which is the only
- * one that model was trained with. */
-static struct clip_tokenizer *load_vocab(const struct options *o, const struct clip_config *cfg)
-{
-	const char *path = o->vocab;
-	char *found = NULL;
-	struct clip_tokenizer *t = NULL;
-	if (!path) {
-		int rc = clip_checkpoint_tokenizer(o->model, &t);
-		if (rc < 0)
-			die("%s", error_message());
-		if (rc == 1)
-			path = o->model;
-	}
-	if (!path)
-		path = getenv("KNND_CLIP_VOCAB");
-	if (!path || !*path) {
-		const char *names[] = { "bpe_simple_vocab_16e6.txt.gz", "vocab.json" };
-		for (size_t i = 0; i < 2 && !found; i++) {
-			found = beside(o->model, names[i]);
-			if (access(found, R_OK)) {
-				free(found);
-				found = NULL;
-			}
-		}
-		if (!found)
-			die("no BPE vocabulary for --text: the model carries none; give --vocab PATH "
-			    "(bpe_simple_vocab_16e6.txt.gz, or a vocab.json with merges.txt beside it), set KNND_CLIP_VOCAB, "
-			    "or put bpe_simple_vocab_16e6.txt.gz beside the model");
-		path = found;
-	}
-	if (!t)
-		t = clip_tokenizer_load(path);
-	if (!t)
-		die("%s", error_message());
-	/* Ids index the model's token embedding; the end token, the largest
-	 * id, must have a row. */
-	int n = (int)clip_tokenizer_vocab_size(t);
-	if (n > cfg->vocab && path == o->model)
-		die("%s: the vocabulary stored in it (%s) has %d tokens, but the model has token embeddings for %d",
-		    path, CLIP_TOKENIZER_METADATA_KEY, n, cfg->vocab);
-	if (n > cfg->vocab)
-		die("%s: vocabulary of %d tokens, but the model %s has token embeddings for %d", path, n, o->model,
-		    cfg->vocab);
-	free(found);
-	return t;
-}
-
 static void parse_options(int argc, char **argv, struct options *o)
 {
 	static const struct option opts[] = {
@@ -358,8 +248,8 @@ int main(int argc, char **argv)
 	if (clip_model_load(&e.model, o.model, &o.cfg) < 0)
 		die("%s", error_message());
 	const struct clip_config *c = &e.model.cfg;
-	if (o.text)
-		e.tok = load_vocab(&o, c);
+	if (o.text && !(e.tok = clip_tokenizer_for_model(o.model, o.vocab, c)))
+		die("%s", error_message());
 	e.features = xmalloc((size_t)o.batch * c->embed_dim * sizeof *e.features);
 	if (o.image)
 		e.inputs = xmalloc((size_t)o.batch * 3 * c->resolution * c->resolution * sizeof *e.inputs);

@@ -68,7 +68,7 @@ clip-embed -m plain/clip.safetensors --vocab bytes.txt --text prompts.txt >bytes
 check other_vocab_differs sh -c '! cmp -s bytes.ts stored.ts'
 check vocab_overrides_stored sh -c \
 	'clip-embed -m learned/clip.safetensors --vocab bytes.txt --text prompts.txt | cmp - bytes.ts'
-check_fails plain_model_no_vocab '^clip-embed: no BPE vocabulary for --text: the model carries none' \
+check_fails plain_model_no_vocab '^clip-embed: no BPE vocabulary for the texts: the model carries none' \
 	env -u KNND_CLIP_VOCAB clip-embed -m plain/clip.safetensors --text prompts.txt
 # More tokens than the model has rows; merges text that is not valid.
 mkdir -p small bad
