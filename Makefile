@@ -7,6 +7,7 @@
 #   make demo     the main job: generated stickers and clothes for a list of
 #                 prompts, from the default models (work/demo/sheet.png)
 #   make default-models  retrain models/ from the pipelines (about an hour)
+#   make eval     the paper's claims measured at small scale (docs/results.md)
 #   make CUDA=0   build without the CUDA parts even when nvcc is present
 
 CC       ?= cc
@@ -24,7 +25,7 @@ BINDIR   ?= bin
 # Debian packages: libraries the tools link, and what the tests and fuzzers use.
 DEBS := libfaiss-dev libopenblas-dev libpng-dev libmsgpack-dev zlib1g-dev libicu-dev pkg-config \
         clang libclang-rt-14-dev libomp-dev python3 python3-msgpack python3-numpy python3-faiss dataset-fashion-mnist \
-        fonts-noto-color-emoji unicode-data libharfbuzz-bin
+        fonts-noto-color-emoji unicode-data libharfbuzz-bin jq
 
 # CUDA is an accelerator, never a requirement: built when nvcc is found.
 NVCC ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
@@ -46,7 +47,7 @@ UNIT_SRC := $(wildcard tests/unit/*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(wildcard tests/fuzz/*.c)
 
-.PHONY: FORCE all tests check asan asan-build fuzz fuzz-build deps bench clean demo default-models
+.PHONY: FORCE all tests check asan asan-build fuzz fuzz-build deps bench clean demo default-models eval
 .DEFAULT_GOAL := all
 # Keep objects of tools and tests between runs.
 .SECONDARY:
@@ -71,6 +72,9 @@ all: $(TOOLS:%=$(BINDIR)/%)
 PIPELINE_ENV := OMP_WAIT_POLICY=passive
 demo: all
 	$(PIPELINE_ENV) $(MAKE) --no-print-directory -f pipelines/demo.mk KNND_BIN=$(CURDIR)/$(BINDIR)
+
+eval: all
+	$(PIPELINE_ENV) $(MAKE) --no-print-directory -f pipelines/eval.mk KNND_BIN=$(CURDIR)/$(BINDIR)
 
 default-models: all
 	$(PIPELINE_ENV) $(MAKE) --no-print-directory -f pipelines/models.mk KNND_BIN=$(CURDIR)/$(BINDIR)
