@@ -77,28 +77,6 @@ int dtx_config_check(const struct dtx_config *c)
 	return 0;
 }
 
-/* The integer at key in the map `map` of a msgpack document ending at end;
- * absent keys keep *v unless required. */
-static int json_int(const uint8_t *map, const uint8_t *end, const char *key, int *v, int required)
-{
-	const uint8_t *p = map;
-	if (mp_map_find(&p, end, key) != 0)
-		return required ? errorf("'%s' is missing", key) : 0;
-	struct mp_header h;
-	if (mp_decode_header(p, (size_t)(end - p), &h) <= 0)
-		return errorf("'%s' is malformed", key);
-	if (h.type == MP_BOOL) {
-		*v = h.b;
-		return 0;
-	}
-	double x = h.type == MP_INT ? (double)h.i : h.type == MP_UINT ? (double)h.u :
-	           h.type == MP_FLOAT32 || h.type == MP_FLOAT64 ? h.f : -1.0;
-	if (!(x >= 0 && x <= 1 << 30 && x == (double)(int)x))
-		return errorf("'%s' is not a non-negative integer", key);
-	*v = (int)x;
-	return 0;
-}
-
 int dtx_config_from_json(struct dtx_config *c, const char *json)
 {
 	memset(c, 0, sizeof *c);
@@ -113,14 +91,14 @@ int dtx_config_from_json(struct dtx_config *c, const char *json)
 		goto out;
 	}
 	c->mlp_hidden = -1;
-	if (json_int(top, end, "K", &c->K, 1) < 0 || json_int(top, end, "h", &c->h, 1) < 0 ||
-	    json_int(top, end, "w", &c->w, 1) < 0 || json_int(top, end, "width", &c->width, 1) < 0 ||
-	    json_int(top, end, "depth", &c->depth, 1) < 0 || json_int(top, end, "heads", &c->heads, 1) < 0 ||
-	    json_int(top, end, "mlp_hidden", &c->mlp_hidden, 0) < 0 ||
-	    json_int(top, end, "cond_dim", &c->cond_dim, 1) < 0 ||
-	    json_int(top, end, "cond_slots", &c->cond_slots, 1) < 0 ||
-	    json_int(top, end, "cond_self_attn", &c->cond_self_attn, 0) < 0 ||
-	    json_int(top, end, "cond_knn_mean", &c->cond_knn_mean, 0) < 0 || json_int(top, end, "T", &c->T, 1) < 0)
+	if (mp_map_int(top, end, "K", &c->K, 1) < 0 || mp_map_int(top, end, "h", &c->h, 1) < 0 ||
+	    mp_map_int(top, end, "w", &c->w, 1) < 0 || mp_map_int(top, end, "width", &c->width, 1) < 0 ||
+	    mp_map_int(top, end, "depth", &c->depth, 1) < 0 || mp_map_int(top, end, "heads", &c->heads, 1) < 0 ||
+	    mp_map_int(top, end, "mlp_hidden", &c->mlp_hidden, 0) < 0 ||
+	    mp_map_int(top, end, "cond_dim", &c->cond_dim, 1) < 0 ||
+	    mp_map_int(top, end, "cond_slots", &c->cond_slots, 1) < 0 ||
+	    mp_map_int(top, end, "cond_self_attn", &c->cond_self_attn, 0) < 0 ||
+	    mp_map_int(top, end, "cond_knn_mean", &c->cond_knn_mean, 0) < 0 || mp_map_int(top, end, "T", &c->T, 1) < 0)
 		goto out;
 	if (c->mlp_hidden < 0)
 		c->mlp_hidden = c->width <= MAX_WIDTH ? 4 * c->width : 0;

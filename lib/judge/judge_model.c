@@ -48,22 +48,6 @@ int judge_pool_side(const struct judge_config *c)
 }
 
 /* The non-negative integer at key in the msgpack map at map..end. */
-static int json_int(const uint8_t *map, const uint8_t *end, const char *key, int *v)
-{
-	const uint8_t *p = map;
-	if (mp_map_find(&p, end, key) != 0)
-		return errorf("'%s' is missing", key);
-	struct mp_header h;
-	if (mp_decode_header(p, (size_t)(end - p), &h) <= 0)
-		return errorf("'%s' is malformed", key);
-	double x = h.type == MP_INT ? (double)h.i : h.type == MP_UINT ? (double)h.u :
-	           h.type == MP_FLOAT32 || h.type == MP_FLOAT64 ? h.f : -1.0;
-	if (!(x >= 0 && x <= 1 << 30 && x == (double)(int)x))
-		return errorf("'%s' is not a non-negative integer", key);
-	*v = (int)x;
-	return 0;
-}
-
 int judge_config_from_json(struct judge_config *c, const char *json)
 {
 	memset(c, 0, sizeof *c);
@@ -77,13 +61,10 @@ int judge_config_from_json(struct judge_config *c, const char *json)
 		errorf("not a JSON object");
 		goto out;
 	}
-	if (json_int(top, end, "classes", &c->classes) < 0 || json_int(top, end, "channels", &c->channels) < 0 ||
-	    json_int(top, end, "image_size", &c->image_size) < 0 || json_int(top, end, "width", &c->width) < 0 ||
-	    json_int(top, end, "features", &c->features) < 0)
-		goto out;
 	c->pool = 1; /* absent: global pooling */
-	const uint8_t *p = top;
-	if (mp_map_find(&p, end, "pool") == 0 && json_int(top, end, "pool", &c->pool) < 0)
+	if (mp_map_int(top, end, "classes", &c->classes, 1) < 0 || mp_map_int(top, end, "channels", &c->channels, 1) < 0 ||
+	    mp_map_int(top, end, "image_size", &c->image_size, 1) < 0 || mp_map_int(top, end, "width", &c->width, 1) < 0 ||
+	    mp_map_int(top, end, "features", &c->features, 1) < 0 || mp_map_int(top, end, "pool", &c->pool, 0) < 0)
 		goto out;
 	rc = judge_config_check(c);
 out:

@@ -164,6 +164,26 @@ int mp_map_find(const uint8_t **p, const uint8_t *end, const char *key)
 	return -1;
 }
 
+int mp_map_int(const uint8_t *map, const uint8_t *end, const char *key, int *v, int required)
+{
+	const uint8_t *p = map;
+	if (mp_map_find(&p, end, key) != 0)
+		return required ? errorf("'%s' is missing", key) : 0;
+	struct mp_header h;
+	if (mp_decode_header(p, (size_t)(end - p), &h) <= 0)
+		return errorf("'%s' is malformed", key);
+	if (h.type == MP_BOOL) {
+		*v = h.b;
+		return 0;
+	}
+	double x = h.type == MP_INT ? (double)h.i : h.type == MP_UINT ? (double)h.u :
+	           h.type == MP_FLOAT32 || h.type == MP_FLOAT64 ? h.f : -1.0;
+	if (!(x >= 0 && x <= 1 << 30 && x == (double)(int)x))
+		return errorf("'%s' is not a non-negative integer", key);
+	*v = (int)x;
+	return 0;
+}
+
 void mp_buf_reserve(struct mp_buf *b, size_t extra)
 {
 	if (b->len + extra <= b->cap)

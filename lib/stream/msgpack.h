@@ -34,6 +34,10 @@ int mp_skip_value(const uint8_t **p, const uint8_t *end, int max_depth);
  * success points *p at that value and returns 0; returns -1 if the value at
  * *p is not a map, is malformed, or lacks the key. */
 int mp_map_find(const uint8_t **p, const uint8_t *end, const char *key);
+/* The non-negative integer (at most 2^30; an integral float or a bool
+ * counts) at `key` of the map at `map`, for model configs. An absent key
+ * leaves *v alone, or is an error when `required`. 0 or -1 (errorf). */
+int mp_map_int(const uint8_t *map, const uint8_t *end, const char *key, int *v, int required);
 
 /* A growable output buffer. */
 struct mp_buf {
