@@ -27,7 +27,8 @@ static const char help[] =
 	"symmetric contrastive loss on records holding 'image' (uint8 [H,W,C], C 1..4)\n"
 	"and 'text' (a string), from stdin (spooled to $TMPDIR) or files (re-read for\n"
 	"as long as training runs), through a shuffle buffer. Items with equal\n"
-	"captions count as positives of each other.\n"
+	"captions, and the captions of one image (records with equal 'id'), count\n"
+	"as positives of each other.\n"
 	"\n"
 	"Unless --vocab is given, a BPE vocabulary is first learned from the captions\n"
 	"and stored in the model, so that clip-embed needs no other file. MODEL gets\n"
@@ -233,8 +234,10 @@ static int check_record(void *ctx, struct record *r)
 		return -1;
 	if (!record_str(r, "text"))
 		return errorf("no 'text' string (%s)", record_get(r, "text") ? "another kind of value" : "missing");
+	/* An id ties the captions of one image together (clip_caption_groups). */
 	for (int i = r->n - 1; i >= 0; i--)
-		if (strcmp(r->fields[i].key, "image") && strcmp(r->fields[i].key, "text"))
+		if (strcmp(r->fields[i].key, "image") && strcmp(r->fields[i].key, "text") &&
+		    (strcmp(r->fields[i].key, "id") || !record_str(r, "id")))
 			record_remove(r, r->fields[i].key);
 	return 0;
 }
@@ -319,7 +322,7 @@ static void val_load(struct val_set *v, const char *path, const struct clip_conf
 	ts_close(rd);
 	record_free(&r);
 	v->group = xmalloc(v->n * sizeof *v->group);
-	clip_caption_groups((const char *const *)texts, v->n, v->group);
+	clip_caption_groups((const char *const *)texts, NULL, v->n, v->group);
 	for (int i = 0; i < v->n; i++)
 		free(texts[i]);
 	free(texts);
@@ -503,7 +506,7 @@ int main(int argc, char **argv)
 	float *pixels = xmalloc(B * px * sizeof *pixels);
 	int32_t *ids = xmalloc((size_t)B * cfg.context * sizeof *ids);
 	int *group = xmalloc(B * sizeof *group);
-	const char **texts = xmalloc(B * sizeof *texts);
+	const char **texts = xmalloc(B * sizeof *texts), **image_ids = xmalloc(B * sizeof *image_ids);
 	struct record *batch = xcalloc(B, sizeof *batch);
 	struct report r = { .start = omp_get_wtime(), .start_step = t.opt.step };
 	if (o.log && !(r.log = fopen(o.log, "a")))
@@ -517,8 +520,9 @@ int main(int argc, char **argv)
 			prepare(&batch[b], &cfg, tok, &o.aug, pos.rng_seed, (uint64_t)t.opt.step * B + b, pixels + b * px,
 			        ids + (size_t)b * cfg.context);
 			texts[b] = record_str(&batch[b], "text");
+			image_ids[b] = record_str(&batch[b], "id");
 		}
-		clip_caption_groups(texts, B, group);
+		clip_caption_groups(texts, image_ids, B, group);
 		float loss;
 		int rc = clip_trainer_step(&t, pixels, ids, group, B, &loss);
 		if (rc < 0)
@@ -549,6 +553,7 @@ int main(int argc, char **argv)
 		record_free(&batch[b]);
 	free(batch);
 	free(texts);
+	free(image_ids);
 	free(pixels);
 	free(ids);
 	free(group);

@@ -9,7 +9,7 @@
 # only on the generator's side of the data with another seed (clip-score).
 #   EVAL               output folder (default work/eval)
 #   SEEDS              sampling seeds of every setting (default 1 2 3)
-#   PROMPTS_PER_CLASS  prompts per Fashion-MNIST class (default 30)
+#   PROMPTS_PER_CLASS  prompts per Fashion-MNIST class (default 20)
 #   EVAL_SAMPLE_FLAGS  diffuse sample options of every setting
 #   K_VALUES, SHARES   k at inference and index shares (percent) compared
 #   PROMPT_RANGE, JUDGE_VAL_RANGE, REFERENCE_RANGE  disjoint record ranges
@@ -25,9 +25,9 @@ VQ_MODEL := $(DEFAULT_MODELS)/vqgan.safetensors
 EVAL ?= work/eval
 WORK := $(EVAL)
 SEEDS ?= 1 2 3
-PROMPTS_PER_CLASS ?= 30
+PROMPTS_PER_CLASS ?= 20
 EVAL_SAMPLE_FLAGS ?= --guidance 3 --steps 25
-EVAL_TRAIN_FLAGS ?= --codes 512 --depth 4 --width 128 --heads 4 --cond-drop 0.1 --batch 32 --steps 3000 \
+EVAL_TRAIN_FLAGS ?= --codes 512 --depth 4 --width 128 --heads 4 --cond-drop 0.1 --batch 32 --steps 2000 \
                     --save-every 500 --seed 1
 JUDGE_FLAGS ?= --classes 10 --seed 1
 JUDGE_CLIP_FLAGS ?= --image-size $(IMAGE_SIZE) --patch 4 --vision-width 128 --vision-layers 4 --text-width 128 \

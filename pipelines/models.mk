@@ -15,7 +15,7 @@ VQ_TRAIN_FLAGS ?= --resize $(IMAGE_SIZE) -f 4 --ch 32 --res-blocks 1 --codes 512
                   --ema-codebook --restart-after 50 --lr 1e-3 --batch 16 --steps 4000 --save-every 500 --seed 1
 CLIP_TRAIN_FLAGS ?= --image-size $(IMAGE_SIZE) --patch 4 --vision-width 128 --vision-layers 4 \
                     --text-width 128 --text-layers 4 --context 32 --embed-dim 128 --merges 1000 \
-                    --batch 128 --steps 3000 --lr 5e-4 --save-every 500 --seed 1
+                    --batch 128 --steps 9000 --lr 5e-4 --save-every 250 --seed 1
 DIFFUSE_TRAIN_FLAGS ?= --codes 512 --depth 6 --width 256 --heads 4 --cond-drop 0.1 \
                        --batch 32 --steps 4000 --save-every 500 --seed 1
 

@@ -2,6 +2,7 @@
 #include "clip/clip_train.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,16 +85,27 @@ char *clip_open_clip_config_json(const struct clip_config *c)
 	return s;
 }
 
-void clip_caption_groups(const char *const *texts, int n, int *group)
+static int group_root(int *parent, int i)
 {
-	for (int i = 0; i < n; i++) {
+	while (parent[i] != i)
+		i = parent[i] = parent[parent[i]];
+	return i;
+}
+
+void clip_caption_groups(const char *const *texts, const char *const *ids, int n, int *group)
+{
+	for (int i = 0; i < n; i++)
 		group[i] = i;
-		for (int j = 0; j < i; j++)
-			if (!strcmp(texts[i], texts[j])) {
-				group[i] = group[j];
-				break;
-			}
-	}
+	/* Union by smaller index, so that a root is its group's first item. */
+	for (int i = 0; i < n; i++)
+		for (int j = 0; j < i; j++) {
+			bool same = !strcmp(texts[i], texts[j]) || (ids && ids[i] && ids[j] && !strcmp(ids[i], ids[j]));
+			int ri = group_root(group, i), rj = group_root(group, j);
+			if (same && ri != rj)
+				group[ri > rj ? ri : rj] = ri < rj ? ri : rj;
+		}
+	for (int i = 0; i < n; i++)
+		group[i] = group_root(group, i);
 }
 
 /* ---- the loss ---- */

@@ -15,8 +15,9 @@
  *         end row, projection)
  *   loss = symmetric InfoNCE of s * cos(img_i, txt_j), s = exp(logit_scale)
  *          with logit_scale clamped to ln 100; the targets of row i are
- *          uniform over the items j of i's group (equal captions are not
- *          negatives of each other), and likewise for columns
+ *          uniform over the items j of i's group (equal captions, or
+ *          captions of one image, are not negatives of each other), and
+ *          likewise for columns
  *   backward through both towers; AdamW step (weight decay on matrices
  *   only), warm-up + cosine, clipping.
  *
@@ -43,8 +44,11 @@ void clip_init_random(struct clip_model *m, uint64_t seed);
  * form clip_config_read finds under the metadata key "open_clip_config". */
 char *clip_open_clip_config_json(const struct clip_config *c);
 
-/* group[i] = the first index j with texts[j] equal to texts[i]. */
-void clip_caption_groups(const char *const *texts, int n, int *group);
+/* Groups of items that are positives of each other: linked when their
+ * captions are equal or, where ids is not NULL and both have one, their
+ * ids are (one image with several captions), and grouped transitively.
+ * group[i] = the smallest index in i's group. */
+void clip_caption_groups(const char *const *texts, const char *const *ids, int n, int *group);
 
 /* The loss on raw (unnormalised) features img, txt [B, E] (host) and, when
  * dimg, dtxt are not NULL, its gradients with respect to them and to

@@ -56,7 +56,7 @@ static void make_batch(struct batch *b)
 		b->ids[i * 8 + len[src] - 1] = 19;
 	}
 	const char *texts[B] = { "a", "b", "c", "d", "b", "f" };
-	clip_caption_groups(texts, B, b->group);
+	clip_caption_groups(texts, NULL, B, b->group);
 }
 
 struct grad_case {
@@ -155,6 +155,26 @@ static void test_train_forward_matches_inference(void)
 /* Equal captions are positives: twins with equal features and an equal
  * caption are left alone, where as negatives of each other they would be
  * pushed apart. */
+/* Equal captions or equal ids link items, transitively; a missing id
+ * links nothing. */
+static void test_caption_groups(void)
+{
+	enum { N = 6 };
+	const char *texts[N] = { "red heart", "a sticker of red heart", "a bag", "a bag", "cat", "dog" };
+	const char *ids[N] = { "2764", "2764", "b1", "b2", "1f408", NULL };
+	int group[N];
+	clip_caption_groups(texts, ids, N, group);
+	int want[N] = { 0, 0, 2, 2, 4, 5 };
+	for (int i = 0; i < N; i++)
+		CHECK_MSG(group[i] == want[i], "item %d: group %d, want %d", i, group[i], want[i]);
+	/* a chain: 0-1 by id, 1-2 by caption -> one group */
+	const char *t2[3] = { "x", "y", "y" }, *i2[3] = { "a", "a", "c" };
+	clip_caption_groups(t2, i2, 3, group);
+	CHECK(group[0] == 0 && group[1] == 0 && group[2] == 0);
+	clip_caption_groups(t2, NULL, 3, group);
+	CHECK(group[0] == 0 && group[1] == 1 && group[2] == 1);
+}
+
 static void test_loss_equal_captions(void)
 {
 	enum { N = 3, E = 2 };
@@ -271,6 +291,7 @@ int main(void)
 	RUN(test_loss_grad_every_parameter);
 	omp_set_num_threads(threads);
 	RUN(test_train_forward_matches_inference);
+	RUN(test_caption_groups);
 	RUN(test_loss_equal_captions);
 	RUN(test_retrieval);
 	RUN(test_augment);
