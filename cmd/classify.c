@@ -14,6 +14,7 @@
 #include "nn/checkpoint.h"
 #include "nn/ops.h"
 #include "nn/optim.h"
+#include "nn/train_options.h"
 #include "stream/record_batch.h"
 #include "stream/record_cycle.h"
 #include "stream/stream.h"
@@ -86,19 +87,16 @@ static const char help[] =
 	"  classify apply -m judge.safetensors fashion-test.ts | ts-cat -k correct\n";
 
 enum {
-	OPT_BACKEND = 256, OPT_CLASSES, OPT_IMAGE_SIZE, OPT_CHANNELS, OPT_WIDTH, OPT_FEATURES, OPT_POOL, OPT_LR, OPT_MIN_LR,
-	OPT_WARMUP, OPT_WD, OPT_SHIFT, OPT_SEED, OPT_BUFFER, OPT_VAL, OPT_VAL_COUNT, OPT_PROGRESS_EVERY,
-	OPT_SAVE_EVERY, OPT_RESUME, OPT_STOP_AFTER,
+	OPT_BACKEND = 256, OPT_CLASSES, OPT_IMAGE_SIZE, OPT_CHANNELS, OPT_WIDTH, OPT_FEATURES, OPT_POOL, OPT_SHIFT,
 };
 
 struct options {
-	bool training, resume, progress, min_lr_set, warmup_set;
-	const char *model, *val;
+	bool training, progress;
+	const char *model;
 	struct judge_config arch; /* 0: not given */
-	int batch, buffer, shift, val_count;
-	uint64_t seed;
-	int64_t steps, stop_after, save_every, progress_every;
-	struct nn_optim_config optim;
+	int batch, shift;
+	int64_t steps;
+	struct nn_train_options run;
 	char **inputs;
 	int ninputs;
 };
@@ -110,20 +108,17 @@ static void parse_options(int argc, char **argv, struct options *o, bool train)
 		{ "threads", 1, 0, 't' }, { "steps", 1, 0, 's' }, { "progress", 0, 0, 'p' },
 		{ "backend", 1, 0, OPT_BACKEND }, { "classes", 1, 0, OPT_CLASSES },
 		{ "image-size", 1, 0, OPT_IMAGE_SIZE }, { "channels", 1, 0, OPT_CHANNELS }, { "width", 1, 0, OPT_WIDTH },
-		{ "features", 1, 0, OPT_FEATURES }, { "pool", 1, 0, OPT_POOL }, { "lr", 1, 0, OPT_LR },
-		{ "min-lr", 1, 0, OPT_MIN_LR },
-		{ "warmup", 1, 0, OPT_WARMUP }, { "weight-decay", 1, 0, OPT_WD }, { "shift", 1, 0, OPT_SHIFT },
-		{ "seed", 1, 0, OPT_SEED }, { "buffer", 1, 0, OPT_BUFFER }, { "val", 1, 0, OPT_VAL },
-		{ "val-count", 1, 0, OPT_VAL_COUNT }, { "progress-every", 1, 0, OPT_PROGRESS_EVERY },
-		{ "save-every", 1, 0, OPT_SAVE_EVERY }, { "resume", 0, 0, OPT_RESUME },
-		{ "stop-after", 1, 0, OPT_STOP_AFTER }, { 0 },
+		{ "features", 1, 0, OPT_FEATURES }, { "pool", 1, 0, OPT_POOL }, { "shift", 1, 0, OPT_SHIFT },
+		NN_TRAIN_LONGOPTS, NN_TRAIN_LONGOPT_VAL, NN_TRAIN_LONGOPT_VAL_COUNT, { 0 },
 	};
-	*o = (struct options){
-		.training = train, .batch = train ? 32 : 64, .buffer = 2048, .val_count = 10000, .seed = 1,
-		.steps = 3000,
-		.progress_every = 100, .save_every = 500, .optim = nn_optim_defaults(),
-	};
-	o->optim.lr = 2e-3f;
+	*o = (struct options){ .training = train, .batch = train ? 32 : 64, .steps = 3000 };
+	struct nn_train_options *run = &o->run;
+	nn_train_options_defaults(run);
+	run->buffer = 2048;
+	run->val_count = 10000;
+	run->progress_every = 100;
+	run->save_every = 500;
+	run->optim.lr = 2e-3f;
 	int c;
 	while ((c = getopt_long(argc, argv, "hVm:b:t:s:p", opts, NULL)) != -1) {
 		if (tool_common_option(c, help))
@@ -133,6 +128,8 @@ static void parse_options(int argc, char **argv, struct options *o, bool train)
 			usage_error("this option is for classify train, not apply");
 		if (train && c == 'p')
 			usage_error("--progress is for classify apply (train reports every --progress-every steps)");
+		if (nn_train_option(c, optarg, run))
+			continue;
 		switch (c) {
 		case 'm': o->model = optarg; break;
 		case 'b': o->batch = (int)parse_int_option("--batch", optarg, 1, 1 << 16); break;
@@ -157,27 +154,7 @@ static void parse_options(int argc, char **argv, struct options *o, bool train)
 			break;
 		case OPT_FEATURES: o->arch.features = (int)parse_int_option("--features", optarg, 1, 4096); break;
 		case OPT_POOL: o->arch.pool = (int)parse_int_option("--pool", optarg, 1, 1024); break;
-		case OPT_LR: o->optim.lr = (float)parse_float_range("--lr", optarg, 0, 1e3); break;
-		case OPT_MIN_LR:
-			o->optim.min_lr = (float)parse_float_range("--min-lr", optarg, 0, 1e3);
-			o->min_lr_set = true;
-			break;
-		case OPT_WARMUP:
-			o->optim.warmup_steps = parse_int_option("--warmup", optarg, 0, INT64_MAX / 4);
-			o->warmup_set = true;
-			break;
-		case OPT_WD: o->optim.weight_decay = (float)parse_float_range("--weight-decay", optarg, 0, 1e3); break;
 		case OPT_SHIFT: o->shift = (int)parse_int_option("--shift", optarg, 0, 64); break;
-		case OPT_SEED: o->seed = (uint64_t)parse_int_option("--seed", optarg, 0, INT64_MAX); break;
-		case OPT_BUFFER: o->buffer = (int)parse_int_option("--buffer", optarg, 1, 1 << 24); break;
-		case OPT_VAL: o->val = optarg; break;
-		case OPT_VAL_COUNT: o->val_count = (int)parse_int_option("--val-count", optarg, 1, 1 << 24); break;
-		case OPT_PROGRESS_EVERY:
-			o->progress_every = parse_int_option("--progress-every", optarg, 0, INT64_MAX);
-			break;
-		case OPT_SAVE_EVERY: o->save_every = parse_int_option("--save-every", optarg, 0, INT64_MAX); break;
-		case OPT_RESUME: o->resume = true; break;
-		case OPT_STOP_AFTER: o->stop_after = parse_int_option("--stop-after", optarg, 1, INT64_MAX); break;
 		default: usage_error("unknown option");
 		}
 	}
@@ -187,16 +164,9 @@ static void parse_options(int argc, char **argv, struct options *o, bool train)
 	o->ninputs = argc - optind;
 	if (!train)
 		return;
-	if (!o->resume && !o->arch.classes)
+	if (!run->resume && !o->arch.classes)
 		usage_error("--classes N is required to start a run");
-	if (!o->min_lr_set)
-		o->optim.min_lr = o->optim.lr / 100;
-	if (!o->warmup_set)
-		o->optim.warmup_steps = nn_default_warmup(o->steps);
-	if (o->optim.warmup_steps >= o->steps)
-		usage_error("--warmup %lld must be shorter than --steps %lld", (long long)o->optim.warmup_steps,
-		            (long long)o->steps);
-	o->optim.decay_steps = o->steps;
+	nn_train_options_finish(run, o->steps, 100);
 }
 
 /* ---- the labelled images ---- */
@@ -242,30 +212,30 @@ struct val_set {
 
 static void val_read(struct val_set *v, const struct options *o, const struct judge_config *c)
 {
-	struct ts_reader *rd = ts_open(o->val);
+	struct ts_reader *rd = ts_open(o->run.val);
 	if (!rd)
 		die("%s", error_message());
 	size_t per = (size_t)c->channels * c->image_size * c->image_size;
 	struct record r = RECORD_INIT;
 	int rc = 0;
-	while (v->n < o->val_count && (rc = ts_read(rd, &r)) > 0) {
+	while (v->n < o->run.val_count && (rc = ts_read(rd, &r)) > 0) {
 		long long index = (long long)ts_record_index(rd);
 		struct image view;
 		int label, lr;
 		if (image_from_record(&r, "image", &view) < 0 || (lr = judge_record_label(&r, c->classes, &label)) < 0)
-			die("%s: record %lld: %s", o->val, index, error_message());
+			die("%s: record %lld: %s", o->run.val, index, error_message());
 		if (lr > 0)
-			die("%s: record %lld: no 'label'", o->val, index);
+			die("%s: record %lld: no 'label'", o->run.val, index);
 		v->x = xrealloc(v->x, (size_t)(v->n + 1) * per * sizeof *v->x);
 		v->labels = xrealloc(v->labels, (size_t)(v->n + 1) * sizeof *v->labels);
 		if (judge_input_from_image(c, &view, v->x + v->n * per) < 0)
-			die("%s: record %lld: %s", o->val, index, error_message());
+			die("%s: record %lld: %s", o->run.val, index, error_message());
 		v->labels[v->n++] = label;
 	}
 	if (rc < 0)
 		die("%s", error_message());
 	if (v->n == 0)
-		die("%s: no image records", o->val);
+		die("%s: no image records", o->run.val);
 	record_free(&r);
 	ts_close(rd);
 }
@@ -319,13 +289,13 @@ static void report_print(struct report *r, struct judge_trainer *t, const struct
  * exact resume depends on, as a JSON member of the weights' "config". */
 static void train_options_json(const struct options *o, char *buf, size_t size)
 {
-	snprintf(buf, size, "\"train\": {\"batch\": %d, \"buffer\": %d, \"shift\": %d}", o->batch, o->buffer,
+	snprintf(buf, size, "\"train\": {\"batch\": %d, \"buffer\": %d, \"shift\": %d}", o->batch, o->run.buffer,
 	         o->shift);
 }
 
 static void save(struct judge_trainer *t, const struct options *o, const struct record_shuffle *sh)
 {
-	struct nn_train_position pos = { .rng_seed = o->seed, .rng_offset = (uint64_t)sh->draws,
+	struct nn_train_position pos = { .rng_seed = o->run.seed, .rng_offset = (uint64_t)sh->draws,
 	                                 .data_pos = sh->draws };
 	char *model = judge_config_json(&t->m->cfg), train[256];
 	train_options_json(o, train, sizeof train);
@@ -367,26 +337,26 @@ static int run_train(struct options *o)
 	struct judge m;
 	struct judge_trainer t;
 	struct nn_train_position pos = { 0 };
-	if (o->resume) {
+	if (o->run.resume) {
 		if (judge_load(&m, o->model, 1) < 0)
 			die("%s", error_message());
 		check_resume(o, &m.cfg);
-		if (judge_trainer_init(&t, &m, &o->optim) < 0)
+		if (judge_trainer_init(&t, &m, &o->run.optim) < 0)
 			die("%s", error_message());
 		if (nn_checkpoint_load(o->model, &m.params, &t.opt, &pos, 0) < 0)
 			die("%s%s", error_message(), strstr(error_message(), "trained with") ?
 			    " (a resumed run needs the options it was started with)" : "");
-		o->seed = pos.rng_seed;
+		o->run.seed = pos.rng_seed;
 	}
-	struct label_check lc = { .classes = o->resume ? m.cfg.classes : o->arch.classes,
-	                          .channels = o->resume ? m.cfg.channels : o->arch.channels };
+	struct label_check lc = { .classes = o->run.resume ? m.cfg.classes : o->arch.classes,
+	                          .channels = o->run.resume ? m.cfg.channels : o->arch.channels };
 	struct record_cycle src;
 	struct record_shuffle sh;
 	if (record_cycle_open(&src, o->inputs, o->ninputs, check_training_record, &lc, "labelled image",
 	                      "classify") < 0 ||
-	    record_shuffle_open(&sh, &src, o->buffer, o->seed) < 0 || record_shuffle_skip(&sh, pos.data_pos) < 0)
+	    record_shuffle_open(&sh, &src, o->run.buffer, o->run.seed) < 0 || record_shuffle_skip(&sh, pos.data_pos) < 0)
 		die("%s", error_message());
-	if (!o->resume) {
+	if (!o->run.resume) {
 		struct judge_config c = {
 			.classes = o->arch.classes, .channels = lc.channels,
 			.image_size = o->arch.image_size ? o->arch.image_size : 32,
@@ -398,18 +368,18 @@ static int run_train(struct options *o)
 		if (judge_config_check(&c) < 0)
 			die("%s", error_message());
 		judge_init(&m, &c, 1);
-		judge_init_random(&m, o->seed);
-		if (judge_trainer_init(&t, &m, &o->optim) < 0)
+		judge_init_random(&m, o->run.seed);
+		if (judge_trainer_init(&t, &m, &o->run.optim) < 0)
 			die("%s", error_message());
 	}
 	const struct judge_config *c = &m.cfg;
 	struct val_set val = { 0 };
-	if (o->val)
+	if (o->run.val)
 		val_read(&val, o, c);
 	int B = o->batch, S = c->image_size;
 	fprintf(stderr, "%s: %dx%dx%d images, %d classes, width %d, %d features, %.2fM parameters, batch %d%s\n",
 	        tool_name, S, S, c->channels, c->classes, c->width, c->features, (double)m.params.total / 1e6, B,
-	        o->resume ? ", resumed" : "");
+	        o->run.resume ? ", resumed" : "");
 
 	size_t per = (size_t)c->channels * S * S;
 	float *x = xmalloc((size_t)B * per * sizeof *x);
@@ -417,7 +387,7 @@ static int run_train(struct options *o)
 	struct record drawn = RECORD_INIT;
 	struct report r = { .start = omp_get_wtime(), .start_step = t.opt.step };
 	int64_t this_run = 0, saved_at = t.opt.step;
-	while (t.opt.step < o->steps && (!o->stop_after || this_run < o->stop_after)) {
+	while (t.opt.step < o->steps && (!o->run.stop_after || this_run < o->run.stop_after)) {
 		for (int b = 0; b < B; b++) {
 			struct image view;
 			uint64_t draw = (uint64_t)sh.draws;
@@ -427,7 +397,7 @@ static int run_train(struct options *o)
 				die("%s", error_message());
 			if (o->shift) {
 				int dx, dy;
-				judge_shift_at(o->seed, draw, o->shift, &dx, &dy);
+				judge_shift_at(o->run.seed, draw, o->shift, &dx, &dy);
 				judge_shift(x + b * per, c->channels, S, dx, dy);
 			}
 		}
@@ -440,9 +410,9 @@ static int run_train(struct options *o)
 		r.right += right;
 		r.seen += B;
 		this_run++;
-		if (o->progress_every && t.opt.step % o->progress_every == 0)
+		if (o->run.progress_every && t.opt.step % o->run.progress_every == 0)
 			report_print(&r, &t, &val, o);
-		if (o->save_every && t.opt.step % o->save_every == 0) {
+		if (o->run.save_every && t.opt.step % o->run.save_every == 0) {
 			save(&t, o, &sh);
 			saved_at = t.opt.step;
 		}
@@ -543,18 +513,8 @@ static int run_apply(struct options *o)
 int main(int argc, char **argv)
 {
 	tool_init("classify", argc, argv, help);
-	if (argc < 2 || argv[1][0] == '-') {
-		/* -h and --version before a command */
-		int c;
-		static const struct option opts[] = { { "help", 0, 0, 'h' }, { "version", 0, 0, 'V' }, { 0 } };
-		while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1)
-			if (!tool_common_option(c, help))
-				usage_error("unknown option");
-		usage_error("give a command: train or apply");
-	}
-	const char *cmd = argv[1];
-	if (strcmp(cmd, "train") && strcmp(cmd, "apply"))
-		usage_error("unknown command '%s': train or apply", cmd);
+	static const char *const commands[] = { "train", "apply", NULL };
+	const char *cmd = tool_subcommand(argc, argv, commands, help);
 	struct options o;
 	parse_options(argc - 1, argv + 1, &o, !strcmp(cmd, "train"));
 	return o.training ? run_train(&o) : run_apply(&o);

@@ -16,6 +16,7 @@
 #include "nn/checkpoint.h"
 #include "nn/ops.h"
 #include "nn/safetensors.h"
+#include "nn/train_options.h"
 #include "stream/record_cycle.h"
 #include "stream/stream.h"
 #include "text/bpe_learn.h"
@@ -86,20 +87,16 @@ static const char help[] =
 
 enum {
 	OPT_IMAGE_SIZE = 256, OPT_PATCH, OPT_VW, OPT_VL, OPT_VH, OPT_TW, OPT_TL, OPT_TH, OPT_CONTEXT, OPT_EMBED,
-	OPT_ACT, OPT_MERGES, OPT_VOCAB, OPT_LR, OPT_MIN_LR, OPT_WARMUP, OPT_WD, OPT_CLIP, OPT_NO_AUG, OPT_CROP_MIN,
-	OPT_FLIP, OPT_BUFFER, OPT_SEED, OPT_SAVE_EVERY, OPT_STOP_AFTER, OPT_RESUME, OPT_VAL, OPT_VAL_EVERY, OPT_LOG,
-	OPT_PROGRESS_EVERY, OPT_BACKEND,
+	OPT_ACT, OPT_MERGES, OPT_VOCAB, OPT_NO_AUG, OPT_CROP_MIN, OPT_FLIP, OPT_VAL_EVERY, OPT_BACKEND,
 };
 
 struct options {
-	const char *out, *vocab, *val, *log;
+	const char *out, *vocab;
 	int image_size, patch, vw, vl, vh, tw, tl, th, context, embed, merges;
 	enum nn_act act;
-	int batch, buffer;
-	uint64_t seed;
-	int64_t steps, stop_after, save_every, val_every, progress_every;
-	bool resume, warmup_set;
-	struct nn_optim_config optim;
+	int batch;
+	int64_t steps, val_every;
+	struct nn_train_options run;
 	struct augment_config aug;
 	char **inputs;
 	int ninputs;
@@ -119,30 +116,29 @@ static void parse_options(int argc, char **argv, struct options *o)
 		{ "vision-heads", 1, 0, OPT_VH }, { "text-width", 1, 0, OPT_TW }, { "text-layers", 1, 0, OPT_TL },
 		{ "text-heads", 1, 0, OPT_TH }, { "context", 1, 0, OPT_CONTEXT }, { "embed-dim", 1, 0, OPT_EMBED },
 		{ "act", 1, 0, OPT_ACT }, { "merges", 1, 0, OPT_MERGES }, { "vocab", 1, 0, OPT_VOCAB },
-		{ "lr", 1, 0, OPT_LR }, { "min-lr", 1, 0, OPT_MIN_LR }, { "warmup", 1, 0, OPT_WARMUP },
-		{ "weight-decay", 1, 0, OPT_WD }, { "clip-grad", 1, 0, OPT_CLIP }, { "no-augment", 0, 0, OPT_NO_AUG },
-		{ "crop-min", 1, 0, OPT_CROP_MIN }, { "flip", 0, 0, OPT_FLIP }, { "buffer", 1, 0, OPT_BUFFER },
-		{ "seed", 1, 0, OPT_SEED }, { "save-every", 1, 0, OPT_SAVE_EVERY },
-		{ "stop-after", 1, 0, OPT_STOP_AFTER }, { "resume", 0, 0, OPT_RESUME }, { "val", 1, 0, OPT_VAL },
-		{ "val-every", 1, 0, OPT_VAL_EVERY }, { "log", 1, 0, OPT_LOG },
-		{ "progress-every", 1, 0, OPT_PROGRESS_EVERY }, { "backend", 1, 0, OPT_BACKEND }, { 0 },
+		{ "no-augment", 0, 0, OPT_NO_AUG }, { "crop-min", 1, 0, OPT_CROP_MIN }, { "flip", 0, 0, OPT_FLIP },
+		{ "val-every", 1, 0, OPT_VAL_EVERY }, { "backend", 1, 0, OPT_BACKEND }, NN_TRAIN_LONGOPTS,
+		NN_TRAIN_LONGOPT_CLIP_GRAD, NN_TRAIN_LONGOPT_VAL, NN_TRAIN_LONGOPT_LOG, { 0 },
 	};
 	*o = (struct options){
 		.image_size = 32, .patch = 4, .vw = 128, .vl = 4, .tw = 128, .tl = 4, .context = 32, .embed = 128,
-		.merges = 1000, .act = NN_QUICK_GELU, .batch = 128, .buffer = 1024, .seed = 1, .steps = 5000,
-		.save_every = 1000, .val_every = 500, .progress_every = 50, .optim = nn_optim_defaults(),
+		.merges = 1000, .act = NN_QUICK_GELU, .batch = 128, .steps = 5000, .val_every = 500,
 		.aug = { .enabled = 1, .crop_min = 0.6f },
 	};
-	o->optim.lr = 5e-4f;
-	o->optim.beta1 = 0.9f;
-	o->optim.beta2 = 0.98f;
-	o->optim.eps = 1e-6f;
-	o->optim.weight_decay = 0.2f;
-	o->optim.clip_norm = 1.0f;
-	o->optim.min_lr = 0;
+	struct nn_train_options *run = &o->run;
+	nn_train_options_defaults(run);
+	run->buffer = 1024;
+	run->save_every = 1000;
+	run->progress_every = 50;
+	run->optim.lr = 5e-4f;
+	run->optim.beta1 = 0.9f;
+	run->optim.beta2 = 0.98f;
+	run->optim.eps = 1e-6f;
+	run->optim.weight_decay = 0.2f;
+	run->optim.clip_norm = 1.0f;
 	int c;
 	while ((c = getopt_long(argc, argv, "hVo:s:b:t:", opts, NULL)) != -1) {
-		if (tool_common_option(c, help))
+		if (tool_common_option(c, help) || nn_train_option(c, optarg, run))
 			continue;
 		switch (c) {
 		case 'o': o->out = optarg; break;
@@ -169,28 +165,10 @@ static void parse_options(int argc, char **argv, struct options *o)
 			break;
 		case OPT_MERGES: o->merges = (int)parse_int_option("--merges", optarg, 0, 1 << 20); break;
 		case OPT_VOCAB: o->vocab = optarg; break;
-		case OPT_LR: o->optim.lr = (float)parse_float_range("--lr", optarg, 0, 10); break;
-		case OPT_MIN_LR: o->optim.min_lr = (float)parse_float_range("--min-lr", optarg, 0, 10); break;
-		case OPT_WARMUP:
-			o->optim.warmup_steps = parse_int_option("--warmup", optarg, 0, INT64_MAX / 4);
-			o->warmup_set = true;
-			break;
-		case OPT_WD: o->optim.weight_decay = (float)parse_float_range("--weight-decay", optarg, 0, 10); break;
-		case OPT_CLIP: o->optim.clip_norm = (float)parse_float_range("--clip-grad", optarg, 0, 1e6); break;
 		case OPT_NO_AUG: o->aug.enabled = 0; break;
 		case OPT_CROP_MIN: o->aug.crop_min = (float)parse_float_range("--crop-min", optarg, 0.01, 1); break;
 		case OPT_FLIP: o->aug.flip = 1; break;
-		case OPT_BUFFER: o->buffer = (int)parse_int_option("--buffer", optarg, 1, 1 << 24); break;
-		case OPT_SEED: o->seed = (uint64_t)parse_int_option("--seed", optarg, 0, INT64_MAX); break;
-		case OPT_SAVE_EVERY: o->save_every = parse_int_option("--save-every", optarg, 0, INT64_MAX); break;
-		case OPT_STOP_AFTER: o->stop_after = parse_int_option("--stop-after", optarg, 1, INT64_MAX); break;
-		case OPT_RESUME: o->resume = true; break;
-		case OPT_VAL: o->val = optarg; break;
 		case OPT_VAL_EVERY: o->val_every = parse_int_option("--val-every", optarg, 0, INT64_MAX); break;
-		case OPT_LOG: o->log = optarg; break;
-		case OPT_PROGRESS_EVERY:
-			o->progress_every = parse_int_option("--progress-every", optarg, 0, INT64_MAX);
-			break;
 		case OPT_BACKEND:
 			if (nn_use_backend(optarg) < 0)
 				usage_error("--backend: %s", error_message());
@@ -210,14 +188,7 @@ static void parse_options(int argc, char **argv, struct options *o)
 		usage_error("--vision-width %d is not a multiple of --vision-heads %d", o->vw, o->vh);
 	if (o->tw % o->th)
 		usage_error("--text-width %d is not a multiple of --text-heads %d", o->tw, o->th);
-	if (!o->warmup_set)
-		o->optim.warmup_steps = nn_default_warmup(o->steps);
-	if (o->optim.warmup_steps >= o->steps)
-		usage_error("--warmup %lld must be shorter than --steps %lld", (long long)o->optim.warmup_steps,
-		            (long long)o->steps);
-	if (o->optim.min_lr > o->optim.lr)
-		usage_error("--min-lr must not exceed --lr");
-	o->optim.decay_steps = o->steps;
+	nn_train_options_finish(run, o->steps, 0);
 	o->inputs = argv + optind;
 	o->ninputs = argc - optind;
 }
@@ -354,7 +325,7 @@ static void val_run(const struct val_set *v, struct clip_model *m, int batch, st
 static void train_options_json(const struct options *o, char *buf, size_t size)
 {
 	snprintf(buf, size, "{\"batch\": %d, \"buffer\": %d, \"augment\": %d, \"crop_min\": %.9g, \"flip\": %d}",
-	         o->batch, o->buffer, o->aug.enabled, o->aug.crop_min, o->aug.flip);
+	         o->batch, o->run.buffer, o->aug.enabled, o->aug.crop_min, o->aug.flip);
 }
 
 static void save(const struct clip_trainer *t, const struct options *o, const struct record_shuffle *sh,
@@ -456,15 +427,15 @@ int main(int argc, char **argv)
 	struct clip_model m;
 	struct clip_config cfg;
 	struct clip_trainer t;
-	struct nn_train_position pos = { .rng_seed = o.seed };
+	struct nn_train_position pos = { .rng_seed = o.run.seed };
 	struct record_cycle src;
 	char *merges = NULL;
 	struct clip_tokenizer *tok = NULL;
 	if (record_cycle_open(&src, o.inputs, o.ninputs, check_record, NULL, "image+text", "clip-train") < 0)
 		die("%s", error_message());
-	if (o.resume) {
+	if (o.run.resume) {
 		merges = resume_model(&o, &m, &cfg);
-		if (clip_trainer_init(&t, &m, &o.optim) < 0)
+		if (clip_trainer_init(&t, &m, &o.run.optim) < 0)
 			die("%s", error_message());
 		if (nn_checkpoint_load(o.out, &m.params, &t.opt, &pos, 0) < 0)
 			die("%s%s", error_message(), strstr(error_message(), "trained with") ?
@@ -481,25 +452,25 @@ int main(int argc, char **argv)
 		die("%s: no vocabulary in the model: give --vocab", o.out);
 	if (!tok)
 		die("%s", error_message());
-	if (!o.resume) {
+	if (!o.run.resume) {
 		cfg = config_from_options(&o, clip_tokenizer_vocab_size(tok));
 		clip_model_init_trainable(&m, &cfg);
-		clip_init_random(&m, o.seed);
-		if (clip_trainer_init(&t, &m, &o.optim) < 0)
+		clip_init_random(&m, o.run.seed);
+		if (clip_trainer_init(&t, &m, &o.run.optim) < 0)
 			die("%s", error_message());
 	} else if (clip_tokenizer_vocab_size(tok) > cfg.vocab) {
 		die("%s: the vocabulary has %d tokens, the model %d", o.out, (int)clip_tokenizer_vocab_size(tok), cfg.vocab);
 	}
 	struct record_shuffle sh;
-	if (record_shuffle_open(&sh, &src, o.buffer, pos.rng_seed) < 0 || record_shuffle_skip(&sh, pos.data_pos) < 0)
+	if (record_shuffle_open(&sh, &src, o.run.buffer, pos.rng_seed) < 0 || record_shuffle_skip(&sh, pos.data_pos) < 0)
 		die("%s", error_message());
 	struct val_set val = { 0 };
-	if (o.val)
-		val_load(&val, o.val, &cfg, tok);
+	if (o.run.val)
+		val_load(&val, o.run.val, &cfg, tok);
 	fprintf(stderr, "%s: %dx%d images in %d patches, vision %dx%d, text %dx%d, context %d, vocabulary %d, "
 	        "%.2fM parameters, batch %d%s\n", tool_name, cfg.resolution, cfg.resolution, cfg.grid * cfg.grid,
 	        cfg.vision.layers, cfg.vision.width, cfg.text.layers, cfg.text.width, cfg.context, cfg.vocab,
-	        (double)m.params.total / 1e6, o.batch, o.resume ? ", resumed" : "");
+	        (double)m.params.total / 1e6, o.batch, o.run.resume ? ", resumed" : "");
 
 	int B = o.batch;
 	size_t px = (size_t)3 * cfg.resolution * cfg.resolution;
@@ -509,11 +480,11 @@ int main(int argc, char **argv)
 	const char **texts = xmalloc(B * sizeof *texts), **image_ids = xmalloc(B * sizeof *image_ids);
 	struct record *batch = xcalloc(B, sizeof *batch);
 	struct report r = { .start = omp_get_wtime(), .start_step = t.opt.step };
-	if (o.log && !(r.log = fopen(o.log, "a")))
-		die("%s: cannot open: %m", o.log);
+	if (o.run.log && !(r.log = fopen(o.run.log, "a")))
+		die("%s: cannot open: %m", o.run.log);
 	struct clip_retrieval ret;
 	int64_t this_run = 0, saved_at = t.opt.step;
-	while (t.opt.step < o.steps && (!o.stop_after || this_run < o.stop_after)) {
+	while (t.opt.step < o.steps && (!o.run.stop_after || this_run < o.run.stop_after)) {
 		for (int b = 0; b < B; b++) {
 			if (record_shuffle_draw(&sh, &batch[b], NULL) < 0)
 				die("%s", error_message());
@@ -533,12 +504,12 @@ int main(int argc, char **argv)
 		r.n++;
 		this_run++;
 		bool at_end = t.opt.step == o.steps;
-		bool do_val = o.val && (at_end || (o.val_every && t.opt.step % o.val_every == 0));
+		bool do_val = o.run.val && (at_end || (o.val_every && t.opt.step % o.val_every == 0));
 		if (do_val)
 			val_run(&val, &m, B, &ret);
-		if (do_val || (o.progress_every && t.opt.step % o.progress_every == 0))
+		if (do_val || (o.run.progress_every && t.opt.step % o.run.progress_every == 0))
 			report(&r, &t, &o, do_val ? &ret : NULL);
-		if (o.save_every && t.opt.step % o.save_every == 0) {
+		if (o.run.save_every && t.opt.step % o.run.save_every == 0) {
 			save(&t, &o, &sh, pos.rng_seed, merges);
 			saved_at = t.opt.step;
 		}

@@ -14,6 +14,7 @@
 #include "diffusion/diffuse_train.h"
 #include "nn/checkpoint.h"
 #include "nn/ops.h"
+#include "nn/train_options.h"
 #include "stream/record_batch.h"
 #include "stream/record_cycle.h"
 #include "stream/stream.h"
@@ -96,22 +97,18 @@ static const char help[] =
 	"    | vq-decode -m vq.safetensors | img-write -o out/\n";
 
 enum {
-	OPT_BACKBONE = 256, OPT_NO_KNN, OPT_SEED, OPT_BACKEND, OPT_CODES, OPT_DEPTH, OPT_WIDTH, OPT_HEADS,
-	OPT_TSTEPS, OPT_COND_ATTN, OPT_LR, OPT_MIN_LR, OPT_WARMUP, OPT_WD, OPT_EMA, OPT_COND_DROP, OPT_AUX,
-	OPT_BUFFER, OPT_SAVE_EVERY, OPT_PROGRESS_EVERY, OPT_LOG, OPT_RESUME, OPT_STOP_AFTER, OPT_TRUNC,
-	OPT_GUIDANCE, OPT_KNN_MEAN,
+	OPT_BACKBONE = 256, OPT_NO_KNN, OPT_BACKEND, OPT_CODES, OPT_DEPTH, OPT_WIDTH, OPT_HEADS, OPT_TSTEPS,
+	OPT_COND_ATTN, OPT_EMA, OPT_COND_DROP, OPT_AUX, OPT_TRUNC, OPT_GUIDANCE, OPT_KNN_MEAN,
 };
 
 struct options {
 	bool training; /* train, not sample */
-	const char *model, *log;
-	bool no_knn, resume, use_ema, cond_self_attn, knn_mean;
+	const char *model;
+	bool no_knn, use_ema, cond_self_attn, knn_mean;
 	int k; /* -1: default */
-	int batch, buffer, codes, depth, width, heads, T;
-	uint64_t seed;
-	int64_t steps, stop_after, save_every, progress_every;
-	struct nn_optim_config optim;
-	bool min_lr_set, warmup_set;
+	int batch, codes, depth, width, heads, T;
+	int64_t steps;
+	struct nn_train_options run; /* --seed also samples */
 	struct diffuse_train_config train;
 	float truncation, guidance;
 	char **inputs;
@@ -123,34 +120,34 @@ static void parse_options(int argc, char **argv, struct options *o, bool train)
 	struct option opts[] = {
 		{ "help", 0, 0, 'h' }, { "version", 0, 0, 'V' }, { "model", 1, 0, 'm' }, { "batch", 1, 0, 'b' },
 		{ "threads", 1, 0, 't' }, { "neighbours", 1, 0, 'k' }, { "steps", 1, 0, 's' },
-		{ "backbone", 1, 0, OPT_BACKBONE }, { "no-knn", 0, 0, OPT_NO_KNN }, { "seed", 1, 0, OPT_SEED },
-		{ "backend", 1, 0, OPT_BACKEND }, { "codes", 1, 0, OPT_CODES }, { "depth", 1, 0, OPT_DEPTH },
-		{ "width", 1, 0, OPT_WIDTH }, { "heads", 1, 0, OPT_HEADS }, { "steps-diffusion", 1, 0, OPT_TSTEPS },
-		{ "cond-self-attn", 0, 0, OPT_COND_ATTN }, { "lr", 1, 0, OPT_LR }, { "min-lr", 1, 0, OPT_MIN_LR },
-		{ "warmup", 1, 0, OPT_WARMUP }, { "weight-decay", 1, 0, OPT_WD }, { "ema", 0, 0, OPT_EMA },
-		{ "cond-drop", 1, 0, OPT_COND_DROP }, { "aux-weight", 1, 0, OPT_AUX }, { "buffer", 1, 0, OPT_BUFFER },
-		{ "save-every", 1, 0, OPT_SAVE_EVERY }, { "progress-every", 1, 0, OPT_PROGRESS_EVERY },
-		{ "log", 1, 0, OPT_LOG }, { "resume", 0, 0, OPT_RESUME }, { "stop-after", 1, 0, OPT_STOP_AFTER },
-		{ "truncation", 1, 0, OPT_TRUNC }, { "guidance", 1, 0, OPT_GUIDANCE },
-		{ "cond-knn-mean", 0, 0, OPT_KNN_MEAN }, { 0 },
+		{ "backbone", 1, 0, OPT_BACKBONE }, { "no-knn", 0, 0, OPT_NO_KNN }, { "backend", 1, 0, OPT_BACKEND },
+		{ "codes", 1, 0, OPT_CODES }, { "depth", 1, 0, OPT_DEPTH }, { "width", 1, 0, OPT_WIDTH },
+		{ "heads", 1, 0, OPT_HEADS }, { "steps-diffusion", 1, 0, OPT_TSTEPS },
+		{ "cond-self-attn", 0, 0, OPT_COND_ATTN }, { "ema", 0, 0, OPT_EMA }, { "cond-drop", 1, 0, OPT_COND_DROP },
+		{ "aux-weight", 1, 0, OPT_AUX }, { "truncation", 1, 0, OPT_TRUNC }, { "guidance", 1, 0, OPT_GUIDANCE },
+		{ "cond-knn-mean", 0, 0, OPT_KNN_MEAN }, NN_TRAIN_LONGOPTS, NN_TRAIN_LONGOPT_LOG, { 0 },
 	};
 	*o = (struct options){
-		.k = -1, .batch = 16, .buffer = 256, .depth = 12, .width = 512, .heads = 8, .T = 100, .seed = 1,
-		.steps = -1, .save_every = 1000, .progress_every = 100, .optim = nn_optim_defaults(),
+		.k = -1, .batch = 16, .depth = 12, .width = 512, .heads = 8, .T = 100, .steps = -1,
 		.train = diffuse_train_defaults(), .truncation = 0.86f, .guidance = 1, .training = train,
 	};
 	/* train: --ema DECAY; sample: --ema (use the EMA weights) */
 	for (struct option *p = opts; p->name; p++)
 		if (p->val == OPT_EMA)
 			p->has_arg = train;
-	o->optim.lr = 4.5e-4f;
-	o->optim.beta1 = 0.9f;
-	o->optim.beta2 = 0.96f;
-	o->optim.weight_decay = 0.045f;
-	o->optim.ema_decay = 0.99f;
+	struct nn_train_options *run = &o->run;
+	nn_train_options_defaults(run);
+	run->buffer = 256;
+	run->save_every = 1000;
+	run->progress_every = 100;
+	run->optim.lr = 4.5e-4f;
+	run->optim.beta1 = 0.9f;
+	run->optim.beta2 = 0.96f;
+	run->optim.weight_decay = 0.045f;
+	run->optim.ema_decay = 0.99f;
 	int c;
 	while ((c = getopt_long(argc, argv, "hVm:b:t:k:s:", opts, NULL)) != -1) {
-		if (tool_common_option(c, help))
+		if (tool_common_option(c, help) || nn_train_option(c, optarg, run))
 			continue;
 		switch (c) {
 		case 'm': o->model = optarg; break;
@@ -163,7 +160,6 @@ static void parse_options(int argc, char **argv, struct options *o, bool train)
 				usage_error("--backbone: only 'discrete' is implemented, not '%s'", optarg);
 			break;
 		case OPT_NO_KNN: o->no_knn = true; break;
-		case OPT_SEED: o->seed = (uint64_t)parse_int_option("--seed", optarg, 0, INT64_MAX); break;
 		case OPT_BACKEND:
 			if (nn_use_backend(optarg) < 0)
 				usage_error("--backend: %s", error_message());
@@ -175,29 +171,14 @@ static void parse_options(int argc, char **argv, struct options *o, bool train)
 		case OPT_TSTEPS: o->T = (int)parse_int_option("--steps-diffusion", optarg, 1, 100000); break;
 		case OPT_COND_ATTN: o->cond_self_attn = true; break;
 		case OPT_KNN_MEAN: o->knn_mean = true; break;
-		case OPT_LR: o->optim.lr = (float)parse_float_range("--lr", optarg, 0, 1e3); break;
-		case OPT_MIN_LR: o->optim.min_lr = (float)parse_float_range("--min-lr", optarg, 0, 1e3); o->min_lr_set = true; break;
-		case OPT_WARMUP:
-			o->optim.warmup_steps = parse_int_option("--warmup", optarg, 0, INT64_MAX / 4);
-			o->warmup_set = true;
-			break;
-		case OPT_WD: o->optim.weight_decay = (float)parse_float_range("--weight-decay", optarg, 0, 1e3); break;
 		case OPT_EMA:
 			if (train)
-				o->optim.ema_decay = (float)parse_float_range("--ema", optarg, 0, 0.999999);
+				run->optim.ema_decay = (float)parse_float_range("--ema", optarg, 0, 0.999999);
 			else
 				o->use_ema = true;
 			break;
 		case OPT_COND_DROP: o->train.cond_drop = (float)parse_float_range("--cond-drop", optarg, 0, 1); break;
 		case OPT_AUX: o->train.loss.aux_weight = (float)parse_float_range("--aux-weight", optarg, 0, 1e6); break;
-		case OPT_BUFFER: o->buffer = (int)parse_int_option("--buffer", optarg, 1, 1 << 24); break;
-		case OPT_SAVE_EVERY: o->save_every = parse_int_option("--save-every", optarg, 0, INT64_MAX); break;
-		case OPT_PROGRESS_EVERY:
-			o->progress_every = parse_int_option("--progress-every", optarg, 0, INT64_MAX);
-			break;
-		case OPT_LOG: o->log = optarg; break;
-		case OPT_RESUME: o->resume = true; break;
-		case OPT_STOP_AFTER: o->stop_after = parse_int_option("--stop-after", optarg, 1, INT64_MAX); break;
 		case OPT_TRUNC: o->truncation = (float)parse_float_range("--truncation", optarg, 1e-6, 1); break;
 		case OPT_GUIDANCE: o->guidance = (float)parse_float_range("--guidance", optarg, 0, 1e6); break;
 		default: usage_error("unknown option");
@@ -211,17 +192,10 @@ static void parse_options(int argc, char **argv, struct options *o, bool train)
 		return;
 	if (o->steps < 0)
 		o->steps = 10000;
-	if (!o->resume && !o->codes)
+	if (!run->resume && !o->codes)
 		usage_error("--codes K is required to start a run");
-	if (!o->min_lr_set)
-		o->optim.min_lr = o->optim.lr / 10;
-	if (!o->warmup_set)
-		o->optim.warmup_steps = nn_default_warmup(o->steps);
-	if (o->optim.warmup_steps >= o->steps)
-		usage_error("--warmup %lld must be shorter than --steps %lld", (long long)o->optim.warmup_steps,
-		            (long long)o->steps);
-	o->optim.decay_steps = o->steps;
-	o->train.seed = o->seed;
+	nn_train_options_finish(run, o->steps, 10);
+	o->train.seed = run->seed;
 }
 
 /* ---- train ---- */
@@ -288,7 +262,7 @@ static void report_print(struct report *r, const struct diffuse_trainer *t, cons
 static void train_options_json(const struct options *o, char *buf, size_t size)
 {
 	snprintf(buf, size, "\"train\": {\"batch\": %d, \"buffer\": %d, \"k\": %d, \"no_knn\": %d, "
-	         "\"cond_drop\": %.9g, \"aux_weight\": %.9g}", o->batch, o->buffer, o->k, o->no_knn,
+	         "\"cond_drop\": %.9g, \"aux_weight\": %.9g}", o->batch, o->run.buffer, o->k, o->no_knn,
 	         o->train.cond_drop, o->train.loss.aux_weight);
 }
 
@@ -331,14 +305,14 @@ static int run_train(struct options *o)
 	struct diffuse_record_spec spec = { .K = o->codes, .k = o->no_knn || o->k == 0 ? -1 : o->k < 0 ? 0 : o->k,
 	                                    .tokens = 1, .knn_exact = 1, .knn_mean = o->knn_mean };
 	int64_t resume_draws = 0;
-	if (o->resume) {
+	if (o->run.resume) {
 		check_resume_options(o);
 		if (dtx_load(&m, o->model, 1) < 0)
 			die("%s", error_message());
 		if (o->codes && o->codes != m.cfg.K)
 			die("%s: --codes %d differs from the checkpoint's %d", o->model, o->codes, m.cfg.K);
 		spec = spec_from_config(&m.cfg);
-		if (diffuse_trainer_init(&t, &m, &o->train, &o->optim) < 0)
+		if (diffuse_trainer_init(&t, &m, &o->train, &o->run.optim) < 0)
 			die("%s", error_message());
 		struct nn_train_position pos;
 		if (nn_checkpoint_load(o->model, &m.params, &t.opt, &pos, 0) < 0)
@@ -350,31 +324,31 @@ static int run_train(struct options *o)
 	struct record_cycle src;
 	struct record_shuffle sh;
 	if (record_cycle_open(&src, o->inputs, o->ninputs, check_training_record, &spec, "training", "diffuse") < 0 ||
-	    record_shuffle_open(&sh, &src, o->buffer, o->resume ? t.cfg.seed : o->seed) < 0 ||
+	    record_shuffle_open(&sh, &src, o->run.buffer, o->run.resume ? t.cfg.seed : o->run.seed) < 0 ||
 	    record_shuffle_skip(&sh, resume_draws) < 0)
 		die("%s", error_message());
-	if (!o->resume) {
+	if (!o->run.resume) {
 		struct dtx_config c = config_from_options(o, &spec);
 		dtx_init(&m, &c, 1);
-		dtx_init_random(&m, o->seed);
-		if (diffuse_trainer_init(&t, &m, &o->train, &o->optim) < 0)
+		dtx_init_random(&m, o->run.seed);
+		if (diffuse_trainer_init(&t, &m, &o->train, &o->run.optim) < 0)
 			die("%s", error_message());
 	}
 	const struct dtx_config *c = &m.cfg;
 	int B = o->batch, S = c->cond_slots, L = c->h * c->w;
 	fprintf(stderr, "%s: %dx%d tokens, %d codes, condition %d x %d, %d blocks of width %d, %.2fM parameters, "
 	        "batch %d%s\n", tool_name, c->h, c->w, c->K, S, c->cond_dim, c->depth, c->width,
-	        (double)m.params.total / 1e6, B, o->resume ? ", resumed" : "");
+	        (double)m.params.total / 1e6, B, o->run.resume ? ", resumed" : "");
 
 	struct report r = { .start = omp_get_wtime(), .start_step = t.opt.step };
-	if (o->log && !(r.log = fopen(o->log, "a")))
-		die("%s: cannot open: %m", o->log);
+	if (o->run.log && !(r.log = fopen(o->run.log, "a")))
+		die("%s: cannot open: %m", o->run.log);
 	int32_t *x0 = xmalloc((size_t)B * L * sizeof *x0);
 	float *cond = xmalloc((size_t)B * S * c->cond_dim * sizeof *cond);
 	uint8_t *valid = xmalloc((size_t)B * S);
 	struct record drawn = RECORD_INIT;
 	int64_t this_run = 0, saved_at = t.opt.step;
-	while (t.opt.step < o->steps && (!o->stop_after || this_run < o->stop_after)) {
+	while (t.opt.step < o->steps && (!o->run.stop_after || this_run < o->run.stop_after)) {
 		for (int b = 0; b < B; b++) {
 			if (record_shuffle_draw(&sh, &drawn, NULL) < 0)
 				die("%s", error_message());
@@ -390,9 +364,9 @@ static int run_train(struct options *o)
 		r.loss_sum += loss;
 		r.n++;
 		this_run++;
-		if (o->progress_every && t.opt.step % o->progress_every == 0)
+		if (o->run.progress_every && t.opt.step % o->run.progress_every == 0)
 			report_print(&r, &t, o);
-		if (o->save_every && t.opt.step % o->save_every == 0) {
+		if (o->run.save_every && t.opt.step % o->run.save_every == 0) {
 			save(&t, o, &sh);
 			saved_at = t.opt.step;
 		}
@@ -476,7 +450,7 @@ static int run_sample(struct options *o)
 	else if (o->k >= 0)
 		e.spec.k = o->k ? o->k : -1;
 	e.S = diffuse_cond_slots(&e.spec);
-	struct diffuse_sample_config sc = { .seed = o->seed, .truncation = o->truncation, .guidance = o->guidance,
+	struct diffuse_sample_config sc = { .seed = o->run.seed, .truncation = o->truncation, .guidance = o->guidance,
 	                                    .steps = o->steps > 0 ? (int)o->steps : 0 };
 	if (diffuse_sampler_init(&e.s, &m, &sc) < 0)
 		die("%s", error_message());
@@ -503,19 +477,9 @@ static int run_sample(struct options *o)
 int main(int argc, char **argv)
 {
 	tool_init("diffuse", argc, argv, help);
-	if (argc < 2 || argv[1][0] == '-') {
-		/* -h and --version before a command */
-		int c;
-		static const struct option opts[] = { { "help", 0, 0, 'h' }, { "version", 0, 0, 'V' }, { 0 } };
-		while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1)
-			if (!tool_common_option(c, help))
-				usage_error("unknown option");
-		usage_error("give a command: train or sample");
-	}
+	static const char *const commands[] = { "train", "sample", NULL };
+	const char *cmd = tool_subcommand(argc, argv, commands, help);
 	struct options o;
-	const char *cmd = argv[1];
-	if (strcmp(cmd, "train") && strcmp(cmd, "sample"))
-		usage_error("unknown command '%s': train or sample", cmd);
 	parse_options(argc - 1, argv + 1, &o, !strcmp(cmd, "train"));
 	return o.training ? run_train(&o) : run_sample(&o);
 }

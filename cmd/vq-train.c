@@ -14,6 +14,7 @@
 #include "nn/checkpoint.h"
 #include "nn/ops.h"
 #include "nn/philox.h"
+#include "nn/train_options.h"
 #include "stream/record_cycle.h"
 #include "stream/stream.h"
 #include "vqgan/vqgan.h"
@@ -115,10 +116,8 @@ static const char help[] =
 
 enum {
 	OPT_RESOLUTION = VQGAN_OPT_FIRST_FREE, OPT_CH_MULT, OPT_CH, OPT_RES_BLOCKS, OPT_ATTN, OPT_EMBED_DIM,
-	OPT_CHANNELS, OPT_BETA, OPT_INIT, OPT_LR, OPT_MIN_LR, OPT_WARMUP, OPT_WEIGHT_DECAY, OPT_CLIP, OPT_SEED,
-	OPT_L1, OPT_L2, OPT_EMA, OPT_EMA_DECAY, OPT_RESTART_AFTER, OPT_NO_RESTART, OPT_DISC_START,
-	OPT_DISC_WEIGHT, OPT_DISC_FIXED, OPT_DISC_CH, OPT_DISC_LAYERS, OPT_FLIP, OPT_BUFFER, OPT_VAL,
-	OPT_VAL_COUNT, OPT_PROGRESS_EVERY, OPT_SAVE_EVERY, OPT_RESUME, OPT_STOP_AFTER,
+	OPT_CHANNELS, OPT_BETA, OPT_INIT, OPT_L1, OPT_L2, OPT_EMA, OPT_EMA_DECAY, OPT_RESTART_AFTER, OPT_NO_RESTART,
+	OPT_DISC_START, OPT_DISC_WEIGHT, OPT_DISC_FIXED, OPT_DISC_CH, OPT_DISC_LAYERS, OPT_FLIP,
 };
 
 /* Which architecture options the command line set (they must agree with
@@ -127,18 +126,17 @@ enum { ARCH_FACTOR = 1, ARCH_CH_MULT = 2, ARCH_CH = 4, ARCH_BLOCKS = 8, ARCH_ATT
        ARCH_CODES = 64, ARCH_CHANNELS = 128, ARCH_BETA = 256 };
 
 struct options {
-	const char *out, *init, *val;
+	const char *out, *init;
 	struct vqgan_tool_options tool; /* batch, threads, backend */
 	int resolution, factor, levels, ch_mult[VQGAN_MAX_LEVELS], ch, res_blocks, embed_dim, codes, channels;
 	int attn[VQGAN_MAX_LEVELS + 1], nattn; /* resolutions; nattn -1: the default */
 	float beta;
 	unsigned arch_set;
-	struct nn_optim_config optim;
-	bool min_lr_set, warmup_set;
-	int64_t steps, stop_after, progress_every, save_every;
+	int64_t steps;
+	struct nn_train_options run; /* its seed goes to train.seed */
 	struct vqgan_train_config train;
-	int resize, buffer, val_count;
-	bool flip, resume;
+	int resize;
+	bool flip;
 	char **inputs;
 	int ninputs;
 };
@@ -183,31 +181,33 @@ static void parse_options(int argc, char **argv, struct options *o)
 		{ "resolution", 1, 0, OPT_RESOLUTION }, { "ch-mult", 1, 0, OPT_CH_MULT }, { "ch", 1, 0, OPT_CH },
 		{ "res-blocks", 1, 0, OPT_RES_BLOCKS }, { "attn", 1, 0, OPT_ATTN }, { "embed-dim", 1, 0, OPT_EMBED_DIM },
 		{ "channels", 1, 0, OPT_CHANNELS }, { "beta", 1, 0, OPT_BETA }, { "init", 1, 0, OPT_INIT },
-		{ "lr", 1, 0, OPT_LR }, { "min-lr", 1, 0, OPT_MIN_LR }, { "warmup", 1, 0, OPT_WARMUP },
-		{ "weight-decay", 1, 0, OPT_WEIGHT_DECAY }, { "clip-grad", 1, 0, OPT_CLIP }, { "seed", 1, 0, OPT_SEED },
 		{ "l1", 1, 0, OPT_L1 }, { "l2", 1, 0, OPT_L2 }, { "ema-codebook", 0, 0, OPT_EMA },
 		{ "ema-decay", 1, 0, OPT_EMA_DECAY }, { "restart-after", 1, 0, OPT_RESTART_AFTER },
 		{ "no-restart", 0, 0, OPT_NO_RESTART }, { "disc-start", 1, 0, OPT_DISC_START },
 		{ "disc-weight", 1, 0, OPT_DISC_WEIGHT }, { "disc-fixed", 0, 0, OPT_DISC_FIXED },
 		{ "disc-ch", 1, 0, OPT_DISC_CH }, { "disc-layers", 1, 0, OPT_DISC_LAYERS }, { "flip", 0, 0, OPT_FLIP },
-		{ "buffer", 1, 0, OPT_BUFFER }, { "val", 1, 0, OPT_VAL }, { "val-count", 1, 0, OPT_VAL_COUNT },
-		{ "progress-every", 1, 0, OPT_PROGRESS_EVERY }, { "save-every", 1, 0, OPT_SAVE_EVERY },
-		{ "resume", 0, 0, OPT_RESUME }, { "stop-after", 1, 0, OPT_STOP_AFTER },
+		NN_TRAIN_LONGOPTS, NN_TRAIN_LONGOPT_CLIP_GRAD, NN_TRAIN_LONGOPT_VAL, NN_TRAIN_LONGOPT_VAL_COUNT,
 		{ 0 },
 	};
 	*o = (struct options){
 		.factor = 8, .ch = 64, .res_blocks = 2, .embed_dim = 64, .codes = 512, .channels = 3, .beta = 0.25f,
-		.nattn = -1, .steps = 10000, .progress_every = 100, .save_every = 1000, .buffer = 512,
-		.val_count = 256, .train = vqgan_train_defaults(), .optim = nn_optim_defaults(),
+		.nattn = -1, .steps = 10000, .train = vqgan_train_defaults(),
 	};
 	vqgan_tool_defaults(&o->tool);
-	o->optim.lr = 2e-4f;
-	o->optim.beta1 = 0.5f;
-	o->optim.beta2 = 0.9f;
-	o->optim.weight_decay = 0;
+	struct nn_train_options *run = &o->run;
+	nn_train_options_defaults(run);
+	run->seed = o->train.seed;
+	run->progress_every = 100;
+	run->save_every = 1000;
+	run->buffer = 512;
+	run->val_count = 256;
+	run->optim.lr = 2e-4f;
+	run->optim.beta1 = 0.5f;
+	run->optim.beta2 = 0.9f;
+	run->optim.weight_decay = 0;
 	int c;
 	while ((c = getopt_long(argc, argv, "hVo:r:f:k:s:b:t:", opts, NULL)) != -1) {
-		if (tool_common_option(c, help))
+		if (tool_common_option(c, help) || nn_train_option(c, optarg, run))
 			continue;
 		if (c == 'b' || c == 't' || c == VQGAN_OPT_BACKEND) {
 			vqgan_tool_option(&o->tool, c, optarg);
@@ -250,15 +250,6 @@ static void parse_options(int argc, char **argv, struct options *o)
 			break;
 		case OPT_BETA: o->beta = parse_nonneg("--beta", optarg); o->arch_set |= ARCH_BETA; break;
 		case OPT_INIT: o->init = optarg; break;
-		case OPT_LR: o->optim.lr = parse_nonneg("--lr", optarg); break;
-		case OPT_MIN_LR: o->optim.min_lr = parse_nonneg("--min-lr", optarg); o->min_lr_set = true; break;
-		case OPT_WARMUP:
-			o->optim.warmup_steps = parse_int_option("--warmup", optarg, 0, INT64_MAX / 4);
-			o->warmup_set = true;
-			break;
-		case OPT_WEIGHT_DECAY: o->optim.weight_decay = parse_nonneg("--weight-decay", optarg); break;
-		case OPT_CLIP: o->optim.clip_norm = parse_nonneg("--clip-grad", optarg); break;
-		case OPT_SEED: o->train.seed = (uint64_t)parse_int_option("--seed", optarg, 0, INT64_MAX); break;
 		case OPT_L1: o->train.l1_weight = parse_nonneg("--l1", optarg); break;
 		case OPT_L2: o->train.l2_weight = parse_nonneg("--l2", optarg); break;
 		case OPT_EMA: o->train.ema_codebook = 1; break;
@@ -279,21 +270,12 @@ static void parse_options(int argc, char **argv, struct options *o)
 			o->train.disc_layers = (int)parse_int_option("--disc-layers", optarg, 1, VQGAN_DISC_MAX_LAYERS);
 			break;
 		case OPT_FLIP: o->flip = true; break;
-		case OPT_BUFFER: o->buffer = (int)parse_int_option("--buffer", optarg, 1, 1 << 24); break;
-		case OPT_VAL: o->val = optarg; break;
-		case OPT_VAL_COUNT: o->val_count = (int)parse_int_option("--val-count", optarg, 1, 1 << 24); break;
-		case OPT_PROGRESS_EVERY:
-			o->progress_every = parse_int_option("--progress-every", optarg, 0, INT64_MAX);
-			break;
-		case OPT_SAVE_EVERY: o->save_every = parse_int_option("--save-every", optarg, 0, INT64_MAX); break;
-		case OPT_RESUME: o->resume = true; break;
-		case OPT_STOP_AFTER: o->stop_after = parse_int_option("--stop-after", optarg, 1, INT64_MAX); break;
 		default: usage_error("unknown option");
 		}
 	}
 	if (!o->out)
 		usage_error("--out PATH is required");
-	if (o->resume && o->init)
+	if (run->resume && o->init)
 		usage_error("--resume continues --out's run; --init starts a new one: give one of them");
 	if ((o->arch_set & ARCH_CH_MULT) && (o->arch_set & ARCH_FACTOR) && o->factor != 1 << (o->levels - 1))
 		usage_error("--ch-mult has %d levels (factor %d), --factor says %d", o->levels, 1 << (o->levels - 1),
@@ -306,14 +288,8 @@ static void parse_options(int argc, char **argv, struct options *o)
 		o->levels = __builtin_ctz((unsigned)o->factor) + 1;
 		memcpy(o->ch_mult, mult[o->levels - 1], sizeof o->ch_mult);
 	}
-	if (!o->min_lr_set)
-		o->optim.min_lr = o->optim.lr / 10;
-	if (!o->warmup_set)
-		o->optim.warmup_steps = nn_default_warmup(o->steps);
-	if (o->optim.warmup_steps >= o->steps)
-		usage_error("--warmup %lld must be shorter than --steps %lld", (long long)o->optim.warmup_steps,
-		            (long long)o->steps);
-	o->optim.decay_steps = o->steps;
+	nn_train_options_finish(run, o->steps, 10);
+	o->train.seed = run->seed;
 	if (o->train.disc_start >= 0 && o->train.disc_start >= o->steps)
 		warnx_tool("--disc-start %lld is at or after the last step: the discriminator never comes in",
 		           (long long)o->train.disc_start);
@@ -386,29 +362,29 @@ struct val_set {
 
 static void val_read(struct val_set *v, const struct options *o, int channels, int side)
 {
-	struct ts_reader *rd = ts_open(o->val);
+	struct ts_reader *rd = ts_open(o->run.val);
 	if (!rd)
 		die("%s", error_message());
 	size_t per = (size_t)channels * side * side;
 	struct record r = RECORD_INIT;
 	int rc = 0;
-	while (v->n < o->val_count && (rc = ts_read(rd, &r)) > 0) {
+	while (v->n < o->run.val_count && (rc = ts_read(rd, &r)) > 0) {
 		struct image view;
 		long long index = (long long)ts_record_index(rd);
 		if (image_from_record(&r, "image", &view) < 0)
-			die("%s: record %lld: %s", o->val, index, error_message());
+			die("%s: record %lld: %s", o->run.val, index, error_message());
 		if (!o->resize && (view.width != side || view.height != side))
-			die("%s: record %lld: image %dx%d, the training images are %dx%d (see --resize)", o->val, index,
+			die("%s: record %lld: image %dx%d, the training images are %dx%d (see --resize)", o->run.val, index,
 			    view.width, view.height, side, side);
 		v->x = xrealloc(v->x, (size_t)(v->n + 1) * per * sizeof *v->x);
 		if (vqgan_input_from_image(&view, channels, o->resize, v->x + v->n * per) < 0)
-			die("%s: record %lld: %s", o->val, index, error_message());
+			die("%s: record %lld: %s", o->run.val, index, error_message());
 		v->n++;
 	}
 	if (rc < 0)
 		die("%s", error_message());
 	if (v->n == 0)
-		die("%s: no image records", o->val);
+		die("%s: no image records", o->run.val);
 	record_free(&r);
 	ts_close(rd);
 }
@@ -562,7 +538,7 @@ struct data_meta {
 static void data_meta_init(struct data_meta *d, const struct options *o)
 {
 	const char *keys[4] = { "data_batch", "data_buffer", "data_flip", "data_resize" };
-	long values[4] = { o->tool.batch, o->buffer, o->flip, o->resize };
+	long values[4] = { o->tool.batch, o->run.buffer, o->flip, o->resize };
 	for (int i = 0; i < 4; i++) {
 		snprintf(d->text[i], sizeof d->text[i], "%ld", values[i]);
 		d->meta[i] = (struct st_meta){ keys[i], d->text[i] };
@@ -588,19 +564,19 @@ int main(int argc, char **argv)
 	struct record_cycle src;
 	struct record_shuffle sh;
 	if (record_cycle_open(&src, o.inputs, o.ninputs, check_record, &ic, "image", "vq-train") < 0 ||
-	    record_shuffle_open(&sh, &src, o.buffer, o.train.seed) < 0)
+	    record_shuffle_open(&sh, &src, o.run.buffer, o.train.seed) < 0)
 		die("%s", error_message());
 	int side = o.resize ? o.resize : ic.side;
 	if (o.resolution && o.resolution != side)
 		die("the images are %dx%d, --resolution says %d (see --resize)", side, side, o.resolution);
 
 	struct vqgan m;
-	const char *from = o.resume ? o.out : o.init;
+	const char *from = o.run.resume ? o.out : o.init;
 	if (from) {
 		if (vqgan_load(&m, from, NULL, 1) < 0)
 			die("%s", error_message());
 		check_arch(&o, &m.cfg, from, side);
-		if (!o.resume)
+		if (!o.run.resume)
 			m.cfg.resolution = side;
 	} else {
 		struct vqgan_config c = config_from_options(&o, side);
@@ -608,11 +584,11 @@ int main(int argc, char **argv)
 		vqgan_init_random(&m, o.train.seed);
 	}
 	struct vqgan_trainer t;
-	if (vqgan_trainer_init(&t, &m, &o.train, &o.optim) < 0)
+	if (vqgan_trainer_init(&t, &m, &o.train, &o.run.optim) < 0)
 		die("%s", error_message());
 	struct data_meta dm;
 	data_meta_init(&dm, &o);
-	if (o.resume) {
+	if (o.run.resume) {
 		struct nn_train_position pos;
 		if (vqgan_trainer_load(&t, o.out, &pos, dm.meta, 4) < 0)
 			die("%s%s", error_message(), strstr(error_message(), "trained with") ?
@@ -622,12 +598,12 @@ int main(int argc, char **argv)
 	}
 
 	struct val_set val = { .counts = xcalloc((size_t)m.cfg.n_embed, sizeof(int64_t)) };
-	if (o.val)
+	if (o.run.val)
 		val_read(&val, &o, m.cfg.in_channels, side);
 	int f = vqgan_factor(&m.cfg), B = o.tool.batch;
 	fprintf(stderr, "%s: %dx%d images, factor %d (%dx%d tokens), %d codes of %d, %.2fM parameters, batch %d%s\n",
 	        tool_name, side, side, f, side / f, side / f, m.cfg.n_embed, m.cfg.embed_dim,
-	        (double)m.params.total / 1e6, B, o.resume ? ", resumed" : "");
+	        (double)m.params.total / 1e6, B, o.run.resume ? ", resumed" : "");
 
 	struct report r = { .start = omp_get_wtime(), .start_step = t.opt.step };
 	if (val.n && t.opt.step == 0)
@@ -636,7 +612,7 @@ int main(int argc, char **argv)
 	float *x = xmalloc((size_t)B * per * sizeof *x);
 	struct record drawn = RECORD_INIT;
 	int64_t this_run = 0, saved_at = t.opt.step;
-	while (t.opt.step < o.steps && (!o.stop_after || this_run < o.stop_after)) {
+	while (t.opt.step < o.steps && (!o.run.stop_after || this_run < o.run.stop_after)) {
 		for (int b = 0; b < B; b++)
 			if (draw_image(&sh, &drawn, m.cfg.in_channels, o.resize, side, o.flip, x + b * per) < 0)
 				die("%s", error_message());
@@ -646,9 +622,9 @@ int main(int argc, char **argv)
 		report_add(&r, &s);
 		this_run++;
 		int64_t step = t.opt.step;
-		if (o.progress_every && step % o.progress_every == 0)
+		if (o.run.progress_every && step % o.run.progress_every == 0)
 			report_print(&r, &t, &val, &o, side);
-		if (o.save_every && step % o.save_every == 0) {
+		if (o.run.save_every && step % o.run.save_every == 0) {
 			save(&t, &o, &sh, &dm);
 			saved_at = step;
 		}

@@ -1,6 +1,7 @@
 #include "core/tool.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -43,6 +44,34 @@ int tool_common_option(int opt, const char *help)
 		exit(EXIT_OK);
 	}
 	return 0;
+}
+
+/* "a, b or c" */
+static void list_commands(const char *const commands[], char *buf, size_t size)
+{
+	size_t len = 0;
+	buf[0] = 0;
+	for (int i = 0; commands[i] && len < size; i++)
+		len += snprintf(buf + len, size - len, "%s%s", i == 0 ? "" : commands[i + 1] ? ", " : " or ",
+		                commands[i]);
+}
+
+const char *tool_subcommand(int argc, char **argv, const char *const commands[], const char *help)
+{
+	char list[256];
+	list_commands(commands, list, sizeof list);
+	if (argc < 2 || argv[1][0] == '-') {
+		static const struct option opts[] = { { "help", 0, 0, 'h' }, { "version", 0, 0, 'V' }, { 0 } };
+		int c;
+		while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1)
+			if (!tool_common_option(c, help))
+				usage_error("unknown option");
+		usage_error("give a command: %s", list);
+	}
+	for (int i = 0; commands[i]; i++)
+		if (!strcmp(argv[1], commands[i]))
+			return commands[i];
+	usage_error("unknown command '%s': %s", argv[1], list);
 }
 
 static void vreport(const char *fmt, va_list ap)

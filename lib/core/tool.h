@@ -35,6 +35,13 @@ void warnx_tool(const char *fmt, ...) KNND_PRINTF(1, 2);
  * Call from the getopt_long loop for 'h' and 'V'. */
 int tool_common_option(int opt, const char *help);
 
+/* For a tool whose first argument is a command (`diffuse train ...`):
+ * returns argv[1] when it is one of commands (NULL-terminated). Before a
+ * command only -h/--help and --version are taken; anything else is a usage
+ * error, "give a command: train or sample" or "unknown command 'x': train or
+ * sample". */
+const char *tool_subcommand(int argc, char **argv, const char *const commands[], const char *help);
+
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t n);

@@ -10,8 +10,8 @@
 #include "core/error.h"
 #include "core/tool.h"
 #include "diffusion/dtx_block.h"
-#include "nn/checkpoint.h"
 #include "nn/layers/layer.h"
+#include "nn/model_file.h"
 #include "nn/ops.h"
 #include "stream/json.h"
 #include "stream/msgpack.h"
@@ -176,28 +176,23 @@ void dtx_init_random(struct dtx *m, uint64_t seed)
 		nn_param_init_const(p, s->blocks[i].ln2.weight, 1.0f);
 }
 
+static int parse_config(void *c, const char *json)
+{
+	return dtx_config_from_json(c, json);
+}
+
 int dtx_load(struct dtx *m, const char *path, int with_grad)
 {
-	struct st_file *f = st_open(path);
-	if (!f)
-		return -1; /* the message names the file */
-	const char *json = st_metadata(f, "config");
 	struct dtx_config c;
-	int rc;
-	if (!json) {
-		rc = errorf("%s: no \"config\" in the metadata: not a discrete diffusion model", path);
-	} else if (dtx_config_from_json(&c, json) < 0) {
-		rc = error_prefix("%s: config", path);
-	} else {
-		dtx_init(m, &c, with_grad);
-		rc = nn_params_load(&m->params, f, 0);
-		if (rc < 0) {
-			error_prefix("%s", path);
-			dtx_free(m);
-		}
+	struct st_file *f = nn_model_file_open(path, "a discrete diffusion model", parse_config, &c);
+	if (!f)
+		return -1;
+	dtx_init(m, &c, with_grad);
+	if (nn_model_file_load(&m->params, f, path) < 0) {
+		dtx_free(m);
+		return -1;
 	}
-	st_close(f);
-	return rc;
+	return 0;
 }
 
 void dtx_free(struct dtx *m)

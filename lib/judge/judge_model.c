@@ -6,9 +6,8 @@
 #include <string.h>
 
 #include "core/tool.h"
-#include "nn/checkpoint.h"
+#include "nn/model_file.h"
 #include "nn/ops.h"
-#include "nn/safetensors.h"
 #include "stream/json.h"
 #include "stream/msgpack.h"
 #include "vqgan/vqgan_io.h"
@@ -119,28 +118,23 @@ void judge_init_random(struct judge *m, uint64_t seed)
 	}
 }
 
+static int parse_config(void *c, const char *json)
+{
+	return judge_config_from_json(c, json);
+}
+
 int judge_load(struct judge *m, const char *path, int with_grad)
 {
-	struct st_file *f = st_open(path);
-	if (!f)
-		return -1; /* the message names the file */
-	const char *json = st_metadata(f, "config");
 	struct judge_config c;
-	int rc;
-	if (!json) {
-		rc = errorf("%s: no \"config\" in the metadata: not a judge model", path);
-	} else if (judge_config_from_json(&c, json) < 0) {
-		rc = error_prefix("%s: config", path);
-	} else {
-		judge_init(m, &c, with_grad);
-		rc = nn_params_load(&m->params, f, 0);
-		if (rc < 0) {
-			error_prefix("%s", path);
-			judge_free(m);
-		}
+	struct st_file *f = nn_model_file_open(path, "a judge model", parse_config, &c);
+	if (!f)
+		return -1;
+	judge_init(m, &c, with_grad);
+	if (nn_model_file_load(&m->params, f, path) < 0) {
+		judge_free(m);
+		return -1;
 	}
-	st_close(f);
-	return rc;
+	return 0;
 }
 
 void judge_free(struct judge *m)
