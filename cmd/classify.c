@@ -492,16 +492,9 @@ static int run_apply(struct options *o)
 	struct applier e = { 0 };
 	if (judge_load(&e.m, o->model, 0) < 0)
 		die("%s", error_message());
-	struct ts_writer *out = ts_writer_fd(1, "stdout");
-	struct record_batch b;
-	record_batch_init(&b, o->batch, out, o->progress);
-	b.check = check_apply_record;
-	b.run = apply_batch;
-	b.ctx = &e;
-	if (record_batch_read_files(&b, o->ninputs, o->inputs) < 0 || record_batch_finish(&b) < 0 ||
-	    ts_writer_close(out) < 0)
+	if (record_batch_filter(o->batch, o->progress, check_apply_record, apply_batch, &e, o->ninputs,
+	                        o->inputs) < 0)
 		die("%s", error_message());
-	record_batch_free(&b);
 	nn_arena_free(&e.arena);
 	free(e.x);
 	free(e.prob);

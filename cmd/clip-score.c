@@ -133,16 +133,8 @@ int main(int argc, char **argv)
 	s.image_emb = xmalloc((size_t)o.batch * c->embed_dim * sizeof *s.image_emb);
 	s.text_emb = xmalloc((size_t)o.batch * c->embed_dim * sizeof *s.text_emb);
 
-	struct ts_writer *out = ts_writer_fd(1, "stdout");
-	struct record_batch b;
-	record_batch_init(&b, o.batch, out, o.progress);
-	b.run = score_batch;
-	b.ctx = &s;
-	if (record_batch_read_files(&b, argc - optind, argv + optind) < 0 || record_batch_finish(&b) < 0 ||
-	    ts_writer_close(out) < 0)
+	if (record_batch_filter(o.batch, o.progress, NULL, score_batch, &s, argc - optind, argv + optind) < 0)
 		die("%s", error_message());
-
-	record_batch_free(&b);
 	free(s.pixels);
 	free(s.ids);
 	free(s.image_emb);

@@ -455,16 +455,8 @@ static int run_sample(struct options *o)
 	if (diffuse_sampler_init(&e.s, &m, &sc) < 0)
 		die("%s", error_message());
 
-	struct ts_writer *out = ts_writer_fd(1, "stdout");
-	struct record_batch b;
-	record_batch_init(&b, o->batch, out, false);
-	b.check = check_sample_record;
-	b.run = sample_batch;
-	b.ctx = &e;
-	if (record_batch_read_files(&b, o->ninputs, o->inputs) < 0 || record_batch_finish(&b) < 0 ||
-	    ts_writer_close(out) < 0)
+	if (record_batch_filter(o->batch, false, check_sample_record, sample_batch, &e, o->ninputs, o->inputs) < 0)
 		die("%s", error_message());
-	record_batch_free(&b);
 	diffuse_sampler_free(&e.s);
 	free(e.cond);
 	free(e.valid);

@@ -132,17 +132,9 @@ int main(int argc, char **argv)
 		die("%s: the model makes images of %d channels; vq-decode writes 1 (gray) or 3 (RGB)", o.tool.model,
 		    d.model.cfg.out_ch);
 
-	struct ts_writer *out = ts_writer_fd(1, "stdout");
-	struct record_batch b;
-	record_batch_init(&b, o.tool.batch, out, o.tool.progress);
-	b.check = check_tokens;
-	b.run = decode_batch;
-	b.ctx = &d;
-	if (record_batch_read_files(&b, argc - optind, argv + optind) < 0 || record_batch_finish(&b) < 0 ||
-	    ts_writer_close(out) < 0)
+	if (record_batch_filter(o.tool.batch, o.tool.progress, check_tokens, decode_batch, &d, argc - optind,
+	                        argv + optind) < 0)
 		die("%s", error_message());
-
-	record_batch_free(&b);
 	free(d.tokens);
 	free(d.images);
 	vqgan_free(&d.model);

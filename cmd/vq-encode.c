@@ -154,17 +154,9 @@ int main(int argc, char **argv)
 	if (o.side % e.factor)
 		usage_error("--resize %d is not a multiple of the model's factor %d", o.side, e.factor);
 
-	struct ts_writer *out = ts_writer_fd(1, "stdout");
-	struct record_batch b;
-	record_batch_init(&b, o.tool.batch, out, o.tool.progress);
-	b.check = check_image;
-	b.run = encode_batch;
-	b.ctx = &e;
-	if (record_batch_read_files(&b, argc - optind, argv + optind) < 0 || record_batch_finish(&b) < 0 ||
-	    ts_writer_close(out) < 0)
+	if (record_batch_filter(o.tool.batch, o.tool.progress, check_image, encode_batch, &e, argc - optind,
+	                        argv + optind) < 0)
 		die("%s", error_message());
-
-	record_batch_free(&b);
 	free(e.inputs);
 	free(e.latents);
 	free(e.tokens);

@@ -160,3 +160,19 @@ void *batch_buffer_grow(void *p, size_t *cap, size_t need, size_t elem)
 	*cap = need;
 	return xrealloc(p, need * elem);
 }
+
+int record_batch_filter(int cap, bool progress, int (*check)(void *ctx, const struct record *r, int size[2]),
+                        int (*run)(void *ctx, struct record_batch *b), void *ctx, int nfiles, char **files)
+{
+	struct ts_writer *out = ts_writer_fd(1, "stdout");
+	struct record_batch b;
+	record_batch_init(&b, cap, out, progress);
+	b.check = check;
+	b.run = run;
+	b.ctx = ctx;
+	int rc = record_batch_read_files(&b, nfiles, files) < 0 || record_batch_finish(&b) < 0 ? -1 : 0;
+	if (ts_writer_close(out) < 0)
+		rc = -1;
+	record_batch_free(&b);
+	return rc;
+}

@@ -67,6 +67,11 @@ int record_batch_read(struct record_batch *b, struct ts_reader *rd, const char *
 int record_batch_read_files(struct record_batch *b, int nfiles, char **files);
 /* Runs what is pending and reports the final count. 0 or -1 (errorf). */
 int record_batch_finish(struct record_batch *b);
+/* A whole filter: every record of the files (none or "-": stdin) through
+ * check and run (as in struct record_batch) in batches of cap, written to
+ * stdout. 0 or -1 (errorf). */
+int record_batch_filter(int cap, bool progress, int (*check)(void *ctx, const struct record *r, int size[2]),
+                        int (*run)(void *ctx, struct record_batch *b), void *ctx, int nfiles, char **files);
 
 /* For run: record i of the batch failed, with the calling thread's
  * error_message(); safe from the threads of a parallel loop over records. */
