@@ -27,7 +27,7 @@ WORK := $(EVAL)
 SEEDS ?= 1 2 3
 PROMPTS_PER_CLASS ?= 20
 EVAL_SAMPLE_FLAGS ?= --guidance 3 --steps 25
-EVAL_TRAIN_FLAGS ?= --codes 512 --depth 4 --width 128 --heads 4 --cond-drop 0.1 --batch 32 --steps 2000 \
+EVAL_TRAIN_FLAGS ?= --codes 512 --depth 4 --width 128 --heads 4 --cond-drop 0.1 --batch 32 --steps 1500 \
                     --save-every 500 --seed 1
 JUDGE_FLAGS ?= --classes 10 --seed 1
 JUDGE_CLIP_FLAGS ?= --image-size $(IMAGE_SIZE) --patch 4 --vision-width 128 --vision-layers 4 --text-width 128 \
