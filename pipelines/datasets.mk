@@ -19,7 +19,6 @@
 #   $(DATA)/clip-pairs.ts   the CLIP's image+caption pairs, shuffled
 #   $(DATA)/gen-images.ts   the generator's collection (no captions used)
 #   $(DATA)/gen-mix.ts      the generator's training images, weighted and shuffled
-#   $(DATA)/all-images.ts   every sticker (both halves) and the generator's garments
 #   $(DATA)/heldout-images.ts  200 stickers and 200 garments from the CLIP's side
 include $(dir $(lastword $(MAKEFILE_LIST)))common.mk
 DATA ?= work/data
@@ -41,7 +40,7 @@ EMOJI_TEMPLATES := -t '{text}' -t 'a sticker of {text}' -t '{text}, {subgroup}'
 FASHION_TEMPLATES := -t 'a photo of a {text}' -t 'a {text}' -t '{text}' -t 'a picture of a {text}, clothing'
 
 DATASET_FILES := $(addprefix $(DATA)/,emoji.ts fashion.ts fashion-test.ts emoji-clip.ts emoji-gen.ts \
-                   fashion-clip.ts fashion-gen.ts clip-pairs.ts gen-images.ts gen-mix.ts heldout-images.ts all-images.ts)
+                   fashion-clip.ts fashion-gen.ts clip-pairs.ts gen-images.ts gen-mix.ts heldout-images.ts)
 $(DATASET_FILES): SHELL := $(knnd_shell)
 $(DATASET_FILES): .SHELLFLAGS := $(knnd_shellflags)
 
@@ -73,12 +72,6 @@ $(DATA)/clip-pairs.ts: $(DATA)/emoji-clip.ts $(DATA)/fashion-clip.ts
 
 $(DATA)/gen-images.ts: $(DATA)/emoji-gen.ts $(DATA)/fashion-gen.ts
 	$(call knnd_atomic,cat $(DATA)/emoji-gen.ts; $(call knnd_tool,ts-head) -n $(FASHION_GEN) $(DATA)/fashion-gen.ts)
-
-# An index may hold any images, so the demo's holds every sticker: the
-# generator never trains on the CLIP's half, but may draw from its
-# neighbours there (an index is swapped at inference, the paper's 4.2).
-$(DATA)/all-images.ts: $(DATA)/emoji.ts $(DATA)/fashion-gen.ts
-	$(call knnd_atomic,cat $(DATA)/emoji.ts; $(call knnd_tool,ts-head) -n $(FASHION_GEN) $(DATA)/fashion-gen.ts)
 
 $(DATA)/gen-mix.ts: $(DATA)/emoji-gen.ts $(DATA)/fashion-gen.ts
 	$(call knnd_atomic,{ for i in $$(seq $(EMOJI_WEIGHT)); do cat $(DATA)/emoji-gen.ts; done; \

@@ -8,8 +8,7 @@ CLIP_MODEL := $(DEFAULT_MODELS)/clip.safetensors
 VQ_MODEL := $(DEFAULT_MODELS)/vqgan.safetensors
 DIFFUSE_MODEL := $(DEFAULT_MODELS)/diffuse.safetensors
 WORK ?= work/demo
-# every sticker and the generator's garments (datasets.mk)
-INDEX_IMAGES := $(DATA)/all-images.ts
+INDEX_IMAGES := $(DATA)/gen-images.ts
 include $(dir $(lastword $(MAKEFILE_LIST)))index.mk
 PROMPTS ?= $(dir $(lastword $(MAKEFILE_LIST)))demo-prompts.txt
 OUT_DIR := $(WORK)
