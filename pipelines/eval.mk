@@ -8,8 +8,8 @@
 # the labelled Fashion-MNIST train split (`classify`) and a CLIP trained
 # only on the generator's side of the data with another seed (clip-score).
 #   EVAL               output folder (default work/eval)
-#   SEEDS              sampling seeds of every setting (default 1 2 3)
-#   PROMPTS_PER_CLASS  prompts per Fashion-MNIST class (default 20)
+#   SEEDS              sampling seeds of every setting (default 1 2)
+#   PROMPTS_PER_CLASS  prompts per Fashion-MNIST class (default 10)
 #   EVAL_SAMPLE_FLAGS  diffuse sample options of every setting
 #   K_VALUES, SHARES   k at inference and index shares (percent) compared
 #   PROMPT_RANGE, JUDGE_VAL_RANGE, REFERENCE_RANGE  disjoint record ranges
@@ -24,9 +24,9 @@ CLIP_MODEL := $(DEFAULT_MODELS)/clip.safetensors
 VQ_MODEL := $(DEFAULT_MODELS)/vqgan.safetensors
 EVAL ?= work/eval
 WORK := $(EVAL)
-SEEDS ?= 1 2 3
-PROMPTS_PER_CLASS ?= 20
-EVAL_SAMPLE_FLAGS ?= --guidance 3 --steps 25
+SEEDS ?= 1 2
+PROMPTS_PER_CLASS ?= 10
+EVAL_SAMPLE_FLAGS ?= --guidance 3 --steps 10
 EVAL_TRAIN_FLAGS ?= --codes 512 --depth 4 --width 128 --heads 4 --cond-drop 0.1 --batch 32 --steps 1500 \
                     --save-every 500 --seed 1
 JUDGE_FLAGS ?= --classes 10 --seed 1
@@ -82,9 +82,11 @@ PROMPT_FIELDS := id,label,text
 REFERENCE_FIELDS := feat,emb,label
 $(EVAL)/prompts.ts: $(DATA)/fashion-test.ts
 	@mkdir -p $(@D)
+	$(call knnd_tool,ts-head) --range $(PROMPT_RANGE) $< > $@.pool
 	$(call knnd_atomic,for label in 0 1 2 3 4 5 6 7 8 9; do \
-	  $(call knnd_tool,ts-head) --range $(PROMPT_RANGE) $< | $(call knnd_tool,ts-head) -n $(PROMPTS_PER_CLASS) --where label=$$label; \
+	  $(call knnd_tool,ts-head) -n $(PROMPTS_PER_CLASS) --where label=$$label $@.pool; \
 	done | $(call knnd_tool,ts-cat) --raw -k $(PROMPT_FIELDS) | $(call knnd_tool,ts-caption) -t 'a photo of a {text}')
+	rm -f $@.pool
 
 $(EVAL)/reference.ts: $(DATA)/fashion-test.ts $(JUDGE) $(CLIP_MODEL)
 	$(call knnd_atomic,$(call knnd_tool,ts-head) --range $(REFERENCE_RANGE) $< \

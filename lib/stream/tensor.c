@@ -64,7 +64,8 @@ void tensor_alloc(struct tensor *t, enum dtype dt, int ndim, const int64_t *shap
 		die("tensor shape is too large");
 	t->dtype = dt;
 	t->ndim = ndim;
-	memcpy(t->shape, shape, sizeof *shape * ndim);
+	if (ndim > 0) /* a scalar's shape may be NULL */
+		memcpy(t->shape, shape, sizeof *shape * ndim);
 	t->nbytes = (size_t)n * dtype_size(dt);
 	t->data = xcalloc(t->nbytes ? t->nbytes : 1, 1);
 }
