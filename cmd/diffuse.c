@@ -84,6 +84,9 @@ static const char help[] =
 	"      --guidance G       classifier-free guidance scale (default 1: off;\n"
 	"                         the paper uses 8)\n"
 	"      --ema              use the EMA weights from the training state\n"
+	"      --query-nearest    condition the query slot on the nearest neighbour's\n"
+	"                         embedding instead of 'emb' (an image embedding for\n"
+	"                         a text prompt: not the paper's; see diffuse(1))\n"
 	"  -h, --help             show this help\n"
 	"      --version          show the version\n"
 	"\n"
@@ -98,13 +101,13 @@ static const char help[] =
 
 enum {
 	OPT_BACKBONE = 256, OPT_NO_KNN, OPT_BACKEND, OPT_CODES, OPT_DEPTH, OPT_WIDTH, OPT_HEADS, OPT_TSTEPS,
-	OPT_COND_ATTN, OPT_EMA, OPT_COND_DROP, OPT_AUX, OPT_TRUNC, OPT_GUIDANCE, OPT_KNN_MEAN,
+	OPT_COND_ATTN, OPT_EMA, OPT_COND_DROP, OPT_AUX, OPT_TRUNC, OPT_GUIDANCE, OPT_KNN_MEAN, OPT_QUERY_NEAREST,
 };
 
 struct options {
 	bool training; /* train, not sample */
 	const char *model;
-	bool no_knn, use_ema, cond_self_attn, knn_mean;
+	bool no_knn, use_ema, cond_self_attn, knn_mean, query_nearest;
 	int k; /* -1: default */
 	int batch, codes, depth, width, heads, T;
 	int64_t steps;
@@ -125,7 +128,7 @@ static void parse_options(int argc, char **argv, struct options *o, bool train)
 		{ "heads", 1, 0, OPT_HEADS }, { "steps-diffusion", 1, 0, OPT_TSTEPS },
 		{ "cond-self-attn", 0, 0, OPT_COND_ATTN }, { "ema", 0, 0, OPT_EMA }, { "cond-drop", 1, 0, OPT_COND_DROP },
 		{ "aux-weight", 1, 0, OPT_AUX }, { "truncation", 1, 0, OPT_TRUNC }, { "guidance", 1, 0, OPT_GUIDANCE },
-		{ "cond-knn-mean", 0, 0, OPT_KNN_MEAN }, NN_TRAIN_LONGOPTS, NN_TRAIN_LONGOPT_LOG, { 0 },
+		{ "cond-knn-mean", 0, 0, OPT_KNN_MEAN }, { "query-nearest", 0, 0, OPT_QUERY_NEAREST }, NN_TRAIN_LONGOPTS, NN_TRAIN_LONGOPT_LOG, { 0 },
 	};
 	*o = (struct options){
 		.k = -1, .batch = 16, .depth = 12, .width = 512, .heads = 8, .T = 100, .steps = -1,
@@ -171,6 +174,7 @@ static void parse_options(int argc, char **argv, struct options *o, bool train)
 		case OPT_TSTEPS: o->T = (int)parse_int_option("--steps-diffusion", optarg, 1, 100000); break;
 		case OPT_COND_ATTN: o->cond_self_attn = true; break;
 		case OPT_KNN_MEAN: o->knn_mean = true; break;
+		case OPT_QUERY_NEAREST: o->query_nearest = true; break;
 		case OPT_EMA:
 			if (train)
 				run->optim.ema_decay = (float)parse_float_range("--ema", optarg, 0, 0.999999);
@@ -190,6 +194,8 @@ static void parse_options(int argc, char **argv, struct options *o, bool train)
 	o->ninputs = argc - optind;
 	if (!o->training)
 		return;
+	if (o->query_nearest)
+		usage_error("--query-nearest is an option of diffuse sample");
 	if (o->steps < 0)
 		o->steps = 10000;
 	if (!run->resume && !o->codes)
@@ -445,6 +451,7 @@ static int run_sample(struct options *o)
 	struct sampler_ctx e = { .spec = spec_from_config(&m.cfg) };
 	e.spec.tokens = 0;
 	e.spec.knn_exact = 0;
+	e.spec.query_nearest = o->query_nearest;
 	if (o->no_knn)
 		e.spec.k = -1;
 	else if (o->k >= 0)

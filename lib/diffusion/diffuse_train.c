@@ -69,7 +69,7 @@ int diffuse_record_check(struct diffuse_record_spec *spec, struct record *r, int
 	const struct tensor *emb = float_field(r, "emb", 1);
 	if (!emb || agree(&spec->D, emb->shape[0], "the 'emb' dimension", "the model's is") < 0)
 		return -1;
-	if (spec->k > 0 || (spec->k == 0 && spec->knn_exact)) {
+	if (spec->k > 0 || (spec->k == 0 && spec->knn_exact) || spec->query_nearest) {
 		const struct tensor *knn = float_field(r, "knn", 2);
 		if (!knn)
 			return -1;
@@ -103,11 +103,11 @@ void diffuse_cond_from_record(const struct diffuse_record_spec *spec, const stru
 	int D = spec->D, k = spec->k > 0 ? spec->k : 0, S = diffuse_cond_slots(spec);
 	memset(cond, 0, (size_t)S * D * sizeof *cond);
 	memset(valid, 0, (size_t)S);
-	memcpy(cond, record_tensor(r, "emb")->data, (size_t)D * sizeof *cond);
-	valid[0] = 1;
-	const struct tensor *knn = k ? record_tensor(r, "knn") : NULL;
+	const struct tensor *knn = k || spec->query_nearest ? record_tensor(r, "knn") : NULL;
 	int have = knn ? (int)knn->shape[0] : 0, n = have < k ? have : k;
 	const float *rows = knn ? knn->data : NULL;
+	memcpy(cond, spec->query_nearest && have ? rows : record_tensor(r, "emb")->data, (size_t)D * sizeof *cond);
+	valid[0] = 1;
 	for (int j = 0; j < n; j++) {
 		float *slot = cond + (size_t)(spec->knn_mean ? 1 : 1 + j) * D;
 		for (int d = 0; d < D; d++)

@@ -39,6 +39,8 @@ struct diffuse_record_spec {
 	int tokens;    /* 1: tokens required */
 	int knn_exact; /* 1: at least k knn rows required (train); 0: fewer are masked */
 	int knn_mean;  /* 1: the k rows enter as their mean, one slot */
+	int query_nearest; /* 1: the query slot holds the first knn row, not
+	                    * emb (an image embedding for a text prompt) */
 };
 
 /* Condition slots S of such records: 1 + k, or 2 with knn_mean (1 when

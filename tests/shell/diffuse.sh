@@ -89,6 +89,27 @@ check steps_T_is_default cmp s1.ts s9.ts
 diffuse sample -m m.safetensors --seed 5 -t 1 --no-knn emb_only.ts >s7.ts
 check no_knn_samples at_least "$(agree s7.ts train.ts)" 0
 
+# --query-nearest: the same samples as records whose emb is their first
+# neighbour's embedding.
+diffuse sample -m m.safetensors --seed 5 -t 1 --query-nearest cond.ts >s11.ts
+"$PY" - <<'EOF'
+import tensor_stream
+rs = list(tensor_stream.read(open("cond.ts", "rb")))
+for r in rs:
+    r["emb"] = r["knn"][0].copy()
+tensor_stream.write(rs, open("nearest.ts", "wb"))
+EOF
+diffuse sample -m m.safetensors --seed 5 -t 1 nearest.ts >s12.ts
+check query_nearest_is_first_knn "$PY" -c '
+import tensor_stream
+a = list(tensor_stream.read(open("s11.ts", "rb"))); b = list(tensor_stream.read(open("s12.ts", "rb")))
+c = list(tensor_stream.read(open("s1.ts", "rb")))
+assert len(a) == 8 and all((x["tokens"] == y["tokens"]).all() for x, y in zip(a, b))
+assert any((x["tokens"] != y["tokens"]).any() for x, y in zip(a, c))'
+check_fails query_nearest_needs_knn "record 0: no 'knn'" diffuse sample -m m.safetensors --no-knn --query-nearest emb_only.ts
+check_fails query_nearest_sampling_only 'query-nearest is an option of diffuse sample' \
+	diffuse train "${TINY[@]}" -m x.safetensors --query-nearest train.ts
+
 # The neighbours as their mean: one condition slot for them, in the config.
 diffuse train "${TINY[@]}" -m mean.safetensors --cond-knn-mean --steps 300 --progress-every 0 train.ts 2>/dev/null
 check knn_mean_config "$PY" -c '
