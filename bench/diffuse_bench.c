@@ -55,6 +55,7 @@ static const char help[] =
 	"Usage: diffuse_bench [--model PATH [--check DIR]] [config options] [--steps N] [--truncation R]\n"
 	"                     [-r RUNS] [-w WARMUP] [--only train|sample] [--breakdown]\n"
 	"Time the discrete backbone's training step (batch 8) and sampling (batch 1 and 8).\n"
+	"  --backend NAME    cpu (default), cuda or auto\n"
 	"  --model PATH      weights (safetensors, our names) from diffuse_bench_torch.py --write;\n"
 	"                    default: dtx_init_random weights\n"
 	"  --check DIR       compare logits and training loss with PyTorch's (DIR from --write)\n"
@@ -560,6 +561,9 @@ int main(int argc, char **argv)
 	tool_init("diffuse_bench", argc, argv, help);
 	const char *model_path = take_option(&argc, argv, "--model");
 	const char *check_dir = take_option(&argc, argv, "--check");
+	const char *backend = take_option(&argc, argv, "--backend");
+	if (backend && nn_use_backend(backend) < 0)
+		usage_error("--backend: %s", error_message());
 	struct dtx_config cfg = {
 		.depth = int_option(&argc, argv, "--depth", 12, 1, 256),
 		.width = int_option(&argc, argv, "--width", 512, 8, 16384),

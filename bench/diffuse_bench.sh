@@ -16,7 +16,8 @@
 # BENCH_SAMPLE_RUNS (1 chain per batch), BENCH_WARMUP (1), BENCH_ROUNDS (1
 # here: each program runs this many times per thread count, taking turns),
 # BENCH_BREAKDOWN (1: per-op time of ours and torch's profiler table),
-# BENCH_ONLY (train or sample), BENCH_DIFFUSE_CONFIG (options for both
+# BENCH_ONLY (train or sample), BENCH_DEVICE (cpu; cuda: ours on the CUDA
+# backend, torch on the GPU), BENCH_DIFFUSE_CONFIG (options for both
 # sides, e.g. "--depth 2 --width 64" to try the script), KNND_BENCH_BIN
 # (build/release/bench), KNND_PYTHON (/usr/bin/python3, which has torch).
 # See bench/README.md.
@@ -32,6 +33,8 @@ SAMPLE_RUNS=${BENCH_SAMPLE_RUNS:-1}
 read -r -a config <<<"${BENCH_DIFFUSE_CONFIG:-}"
 opts+=(--steps "$STEPS" --sample-runs "$SAMPLE_RUNS" ${config[@]+"${config[@]}"})
 [ "$BREAKDOWN" = 1 ] && ours_opts+=(--breakdown) torch_opts+=(--profile)
+# BENCH_DEVICE=cuda: ours on the CUDA backend against torch on the GPU.
+[ -n "${BENCH_DEVICE:-}" ] && ours_opts+=(--backend "$BENCH_DEVICE") torch_opts+=(--device "$BENCH_DEVICE")
 
 peer_header "discrete diffusion backbone vs PyTorch (12 blocks, width 512, 8 heads, 16x16 tokens, 1024 codes," \
 	"k 10, T 100${BENCH_DIFFUSE_CONFIG:+; changed by: $BENCH_DIFFUSE_CONFIG}; threads $THREADS;" \

@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+DEVICE = "cpu"  # --device
 CHECK_ROWS = 2
 LN_EPS = 1e-5
 LOG_MIN = -70.0
@@ -324,13 +325,14 @@ def read_safetensors(path):
 
 
 def random_inputs(c, B, seed):
-    """x0 tokens, steps t and CLIP-like condition vectors (unit length)."""
+    """x0 tokens, steps t and CLIP-like condition vectors (unit length),
+    drawn on the CPU (the same numbers for every device) and moved."""
     g = torch.Generator().manual_seed(seed)
     L = c["h"] * c["w"]
-    x0 = torch.randint(0, c["K"], (B, L), generator=g)
-    t = torch.randint(0, c["T"], (B,), generator=g)
-    cond = torch.randn(B, c["cond_slots"], c["cond_dim"], generator=g)
-    return x0, t, F.normalize(cond, dim=-1)
+    x0 = torch.randint(0, c["K"], (B, L), generator=g, device="cpu")
+    t = torch.randint(0, c["T"], (B,), generator=g, device="cpu")
+    cond = torch.randn(B, c["cond_slots"], c["cond_dim"], generator=g, device="cpu")
+    return x0.to(DEVICE), t.to(DEVICE), F.normalize(cond, dim=-1).to(DEVICE)
 
 
 def write_bench_data(args):
@@ -358,13 +360,20 @@ def write_bench_data(args):
     print(f"# wrote {d}: {params / 1e6:.1f} M parameters, config {json.dumps(c)}; check loss {loss.item():.6f}")
 
 
+def sync():
+    if DEVICE != "cpu":
+        torch.cuda.synchronize()
+
+
 def time_case(fn, warmup, runs):
     for _ in range(warmup):
         fn()
     ms = []
     for _ in range(runs):
+        sync()
         t0 = time.perf_counter()
         fn()
+        sync()
         ms.append(1e3 * (time.perf_counter() - t0))
     return min(ms), statistics.median(ms)
 
@@ -391,10 +400,16 @@ def main():
     ap.add_argument("--warmup", type=int, default=1, help="untimed training steps, and one-step chains")
     ap.add_argument("--only", choices=["train", "sample"])
     ap.add_argument("--profile", action="store_true", help="also print torch's profiler table per case")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (timing only; needs torch >= 2.0)")
     args = ap.parse_args()
     if args.write:
         write_bench_data(args)
         return
+    global DEVICE
+    if args.device != "cpu":
+        DEVICE = args.device
+        torch.set_default_device(DEVICE)
+        torch.backends.cuda.matmul.allow_tf32 = False  # true fp32, as our CUDA backend
 
     torch.set_num_threads(args.threads)
     if args.model:
@@ -407,7 +422,7 @@ def main():
         model = random_model(c, seed=20240707)
     L = c["h"] * c["w"]
     md = MaskDiffusion(c["K"], c["T"], L)
-    print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, "
+    print(f"# torch {torch.__version__} on {DEVICE}, {torch.get_num_threads()} threads, "
           f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}; config {json.dumps(c)}")
 
     cases = []

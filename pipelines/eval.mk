@@ -12,6 +12,8 @@
 #   PROMPTS_PER_CLASS  prompts per Fashion-MNIST class (default 10)
 #   EVAL_SAMPLE_FLAGS  diffuse sample options of every setting
 #   K_VALUES, SHARES   k at inference and index shares (percent) compared
+#   WIDE_K, WIDE_K_VALUES  neighbour slots of a second kNN generator, and the
+#                      k it is sampled with (claim 2 beyond the default k)
 #   PROMPT_RANGE, JUDGE_VAL_RANGE, REFERENCE_RANGE  disjoint record ranges
 #                      of the Fashion-MNIST test set: where the prompts'
 #                      classes come from, the judge's held-out images, and
@@ -35,6 +37,8 @@ JUDGE_CLIP_FLAGS ?= --image-size $(IMAGE_SIZE) --patch 4 --vision-width 128 --vi
                     --lr 5e-4 --save-every 500 --seed 2
 K ?= 10
 K_VALUES ?= 0 1 3 5
+WIDE_K ?= 20
+WIDE_K_VALUES ?= 1 5 10 15 20
 SHARES ?= 10 30 50 70
 PROMPT_RANGE ?= 0:4000
 JUDGE_VAL_RANGE ?= 4000:5000
@@ -47,7 +51,7 @@ include $(dir $(lastword $(MAKEFILE_LIST)))index.mk
 
 JUDGE := $(EVAL)/judge.safetensors
 JUDGE_CLIP := $(EVAL)/judge-clip.safetensors
-EVAL_FILES := $(EVAL)/judge-val.ts $(EVAL)/train.ts $(EVAL)/prompts.ts $(EVAL)/reference.ts $(EVAL)/judge-pairs.ts \
+EVAL_FILES := $(EVAL)/judge-val.ts $(EVAL)/train.ts $(EVAL)/train-k$(WIDE_K).ts $(EVAL)/prompts.ts $(EVAL)/reference.ts $(EVAL)/judge-pairs.ts \
               $(EVAL)/garments.emb.ts $(EVAL)/stickers.emb.ts $(EVAL)/garments.scored.ts
 $(EVAL_FILES): SHELL := $(knnd_shell)
 $(EVAL_FILES): .SHELLFLAGS := $(knnd_shellflags)
@@ -94,15 +98,19 @@ $(EVAL)/reference.ts: $(DATA)/fashion-test.ts $(JUDGE) $(CLIP_MODEL)
 	  | $(call knnd_tool,ts-cat) --raw -k $(REFERENCE_FIELDS))
 
 # ---- generators (claims 1 and 5) ----
-$(EVAL)/train.ts: $(DATA)/gen-mix.ts $(CLIP_MODEL) $(INDEX)/manifest.msgpack $(VQ_MODEL)
-	K=$(K) VQ_ENCODE_FLAGS='--resize $(IMAGE_SIZE)' $(call knnd_script,condition.sh) $(CLIP_MODEL) $(INDEX) \
-	  $(VQ_MODEL) $< $@
+# The training stream with K neighbours per image, and with WIDE_K.
+$(EVAL)/train.ts $(EVAL)/train-k$(WIDE_K).ts: $(DATA)/gen-mix.ts $(CLIP_MODEL) $(INDEX)/manifest.msgpack $(VQ_MODEL)
+	K=$(if $(filter %-k$(WIDE_K).ts,$@),$(WIDE_K),$(K)) VQ_ENCODE_FLAGS='--resize $(IMAGE_SIZE)' \
+	  $(call knnd_script,condition.sh) $(CLIP_MODEL) $(INDEX) $(VQ_MODEL) $< $@
 
+# Generator NAME: its diffuse train options, and its stream if not train.ts.
 GENERATOR_FLAGS_knn :=
 GENERATOR_FLAGS_selfattn := --cond-self-attn
 GENERATOR_FLAGS_noknn := --no-knn
 GENERATOR_FLAGS_mean := --cond-knn-mean
-$(EVAL)/gen-%.safetensors: $(EVAL)/train.ts
+GENERATOR_STREAM_knn$(WIDE_K) := $(EVAL)/train-k$(WIDE_K).ts
+.SECONDEXPANSION:
+$(EVAL)/gen-%.safetensors: $$(or $$(GENERATOR_STREAM_$$*),$(EVAL)/train.ts)
 	$(call knnd_tool,diffuse) train -m $(knnd_run) $(knnd_resume) $(EVAL_TRAIN_FLAGS) $(GENERATOR_FLAGS_$*) $<
 	$(knnd_publish)
 
@@ -133,13 +141,14 @@ $(EVAL)/index-garments/manifest.msgpack: $(EVAL)/garments.emb.ts
 $(EVAL)/index-stickers/manifest.msgpack: $(EVAL)/stickers.emb.ts
 	$(call knnd_tool,knn-query) build --index $(@D) $<
 
-# ---- settings: NAME, generator, index folder, extra diffuse sample options ----
+# ---- settings: NAME, generator, index folder, extra diffuse sample options,
+# neighbours retrieved (default K) ----
 SETTINGS :=
 define setting
 SETTINGS += $(1)
 $(EVAL)/runs/$(1)/metrics.tsv: $(EVAL)/gen-$(2).safetensors $(3)/manifest.msgpack $(EVAL)/prompts.ts \
                                $(EVAL)/reference.ts $(JUDGE) $(JUDGE_CLIP) $(VQ_MODEL)
-	SEEDS='$(SEEDS)' K=$(K) JUDGE=$(JUDGE) JUDGE_CLIP=$(JUDGE_CLIP) $$(call knnd_script,evaluate.sh) $$(@D) \
+	SEEDS='$(SEEDS)' K=$(or $(5),$(K)) JUDGE=$(JUDGE) JUDGE_CLIP=$(JUDGE_CLIP) $$(call knnd_script,evaluate.sh) $$(@D) \
 	  $(CLIP_MODEL) $(3) $(EVAL)/gen-$(2).safetensors $(VQ_MODEL) $(EVAL)/prompts.ts $(EVAL)/reference.ts \
 	  $(EVAL_SAMPLE_FLAGS) $(4)
 endef
@@ -148,6 +157,8 @@ $(eval $(call setting,knn,knn,$(INDEX),))
 $(eval $(call setting,noknn,noknn,$(INDEX),))
 # 2: k at inference (0: the prompt's embedding alone)
 $(foreach k,$(K_VALUES),$(eval $(call setting,k$(k),knn,$(INDEX),-k $(k))))
+# and a generator with WIDE_K neighbour slots, sampled with fewer and all
+$(foreach k,$(WIDE_K_VALUES),$(eval $(call setting,knn$(WIDE_K)-k$(k),knn$(WIDE_K),$(INDEX),-k $(k),$(WIDE_K))))
 # 3: a share of the index at inference
 $(foreach p,$(SHARES),$(eval $(call setting,index$(p),knn,$(EVAL)/index-p$(p),)))
 # 4: the index swapped at inference
@@ -159,6 +170,7 @@ $(eval $(call setting,selfattn,selfattn,$(INDEX),))
 # One table per claim: "title" and its settings, in row order.
 TABLES := "1. kNN against the no-kNN baseline" noknn knn -- \
           "2. k at inference" $(K_VALUES:%=k%) knn -- \
+          "2b. k at inference, a generator with $(WIDE_K) neighbour slots" $(WIDE_K_VALUES:%=knn$(WIDE_K)-k%) -- \
           "3. share of the index at inference" $(SHARES:%=index%) knn -- \
           "4. the index swapped at inference" knn index-garments index-stickers index-dark index-bright -- \
           "5. feeding the neighbours" noknn mean knn selfattn

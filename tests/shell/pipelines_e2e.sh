@@ -56,21 +56,27 @@ touch prompts.txt
 check demo_reruns_on_new_prompts bash -c "make -s -n -f $P/demo.mk KNND_BIN=$KNND_BIN DATA=data IMAGE_SIZE=16 EMOJI_COUNT=120 FASHION_COUNT=200 FASHION_GEN=60 DEFAULT_MODELS=models WORK=demo PROMPTS=prompts.txt SAMPLES=3 | grep -q 'sample.sh'"
 
 # The evaluation (make eval) on these models: judges, the five generator
-# variants, every setting, the tables.
+# variants (one with more neighbour slots), every setting, the tables.
 EVAL_ARGS=(KNND_BIN="$KNND_BIN" DATA=data IMAGE_SIZE=16 EMOJI_COUNT=120 FASHION_COUNT=200 FASHION_CLIP=60
 	FASHION_GEN=60 DEFAULT_MODELS=models EVAL=eval SEEDS="1 2" PROMPTS_PER_CLASS=2 K_VALUES="0 3" SHARES="50"
+	WIDE_K=4 WIDE_K_VALUES="2 4"
 	PROMPT_RANGE=0:100 JUDGE_VAL_RANGE=100:150 REFERENCE_RANGE=150:200 EVAL_SAMPLE_FLAGS="--steps 3"
 	EVAL_TRAIN_FLAGS="$DIFFUSE_FLAGS"
 	JUDGE_FLAGS="--classes 10 --image-size 16 --width 16 --features 8 --steps 6 --batch 8 --seed 1 --progress-every 0"
 	JUDGE_CLIP_FLAGS="--image-size 16 --patch 4 --vision-width 32 --vision-layers 1 --text-width 32 --text-layers 1 --context 16 --embed-dim 16 --merges 50 --batch 16 --steps 6 --save-every 3 --seed 2 --progress-every 0")
 make -s -f "$P/eval.mk" "${EVAL_ARGS[@]}" >eval.out 2>eval.err || tail -5 eval.err >&2
 check eval_tables_written test -s eval/results.md
-check_eq eval_tables 5 "$(grep -c '^### ' eval/results.md)"
-check_eq eval_rows "$(( 2 + 3 + 2 + 5 + 4 ))" "$(grep '^| [a-z]' eval/results.md | grep -vc '^| setting')"
+check_eq eval_tables 6 "$(grep -c '^### ' eval/results.md)"
+check_eq eval_rows "$(( 2 + 3 + 2 + 2 + 5 + 4 ))" "$(grep '^| [a-z]' eval/results.md | grep -vc '^| setting')"
 check eval_metrics_per_seed bash -c '[ "$(tail -n +2 eval/runs/knn/metrics.tsv | cut -f1 | tr "\n" " ")" = "1 2 " ]'
 check eval_metrics_finite bash -c 'tail -n +2 eval/runs/*/metrics.tsv | grep -v "==>" | grep -qiv "nan\|inf"'
 check eval_accuracy_in_range awk -F '\t' 'NR > 1 && ($4 < 0 || $4 > 1) { exit 1 }' eval/runs/knn/metrics.tsv
 check eval_sheet test -s eval/runs/noknn/sheet.png
+check eval_wide_generator python3 -c '
+import json, sys
+h = open("eval/gen-knn4.safetensors", "rb").read()
+n = int.from_bytes(h[:8], "little"); c = json.loads(json.loads(h[8:8 + n])["__metadata__"]["config"])
+sys.exit(c["cond_slots"] != 5)'
 check eval_judges_independent bash -c '! cmp -s eval/judge-clip.safetensors models/clip.safetensors'
 check eval_no_temp_files bash -c '[ -z "$(find eval -name "*.tmp*" -o -name ".tmp.*")" ]'
 check eval_up_to_date bash -c "[ -z \"\$(make -s -n -f $P/eval.mk ${EVAL_ARGS[*]@Q} eval/results.md)\" ]"
