@@ -1,20 +1,24 @@
 // The CUDA backend. Memory is CUDA managed (unified) memory, so every op can
 // run on the device or, until it is ported, as the CPU implementation on the
 // same pointers after a device synchronisation. Porting an op means writing
-// its kernel here (or in a file beside it) and pointing its table entry at it;
-// models do not change. Ops ported so far: memory, gemm (cuBLAS), linear
-// forward, elementwise add/accumulate/scale and the activations.
+// its kernel here (or in a file beside it, declared in cuda.h) and pointing
+// its table entry at it; models do not change. Ops ported so far: memory,
+// gemm (cuBLAS), linear forward and backward, elementwise add/accumulate/
+// scale, the activations, layer norm (cuda_norm.cu), softmax and log-softmax
+// (cuda_softmax.cu) and attention (cuda_attention.cu).
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "nn/cuda/cuda.h"
+
 extern "C" {
 #include "nn/cpu/cpu.h"
 }
 
-static void check(cudaError_t e, const char *what)
+void cuda_check(cudaError_t e, const char *what)
 {
 	if (e != cudaSuccess) {
 		fprintf(stderr, "knnd: CUDA error in %s: %s\n", what, cudaGetErrorString(e));
@@ -36,7 +40,6 @@ static cublasHandle_t blas(void)
 	return h;
 }
 
-static unsigned blocks(size_t n) { return (unsigned)((n + 255) / 256); }
 
 static void *cuda_alloc(size_t bytes)
 {
@@ -47,19 +50,19 @@ static void *cuda_alloc(size_t bytes)
 }
 
 static void cuda_free(void *p) { cudaFree(p); }
-static void cuda_sync(void) { check(cudaDeviceSynchronize(), "sync"); }
+void cuda_sync(void) { cuda_check(cudaDeviceSynchronize(), "sync"); }
 
 static void cuda_upload(void *dst, const void *src, size_t bytes)
 {
-	check(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice), "upload");
+	cuda_check(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice), "upload");
 }
 
 static void cuda_download(void *dst, const void *src, size_t bytes)
 {
-	check(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost), "download");
+	cuda_check(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost), "download");
 }
 
-static void cuda_zero(void *p, size_t bytes) { check(cudaMemset(p, 0, bytes), "zero"); }
+static void cuda_zero(void *p, size_t bytes) { cuda_check(cudaMemset(p, 0, bytes), "zero"); }
 
 // Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T.
 static void cuda_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
@@ -82,7 +85,20 @@ static void cuda_linear_forward(float *out, const float *inp, const float *weigh
 {
 	cuda_gemm(0, 1, N, OUT, IN, 1.0f, inp, IN, 0, weight, IN, 0, 0.0f, out, OUT, 0, 1);
 	if (bias)
-		add_bias_rows<<<blocks((size_t)N * OUT), 256>>>(out, bias, N, OUT);
+		add_bias_rows<<<cuda_blocks((size_t)N * OUT), 256>>>(out, bias, N, OUT);
+}
+
+// dinp[N,IN] += dout[N,OUT] weight[OUT,IN]; dweight[OUT,IN] += dout^T inp;
+// dbias[OUT] += the column sums of dout.
+static void cuda_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
+                                 const float *weight, int N, int IN, int OUT)
+{
+	if (dinp)
+		cuda_gemm(0, 0, N, IN, OUT, 1.0f, dout, OUT, 0, weight, IN, 0, 1.0f, dinp, IN, 0, 1);
+	if (dweight)
+		cuda_gemm(1, 0, OUT, IN, N, 1.0f, dout, OUT, 0, inp, IN, 0, 1.0f, dweight, IN, 0, 1);
+	if (dbias)
+		cuda_add_column_sums(dbias, dout, N, OUT);
 }
 
 __global__ static void add_kernel(float *out, const float *a, const float *b, size_t n)
@@ -101,17 +117,17 @@ __global__ static void scale_kernel(float *out, const float *x, float s, size_t 
 
 static void cuda_add(float *out, const float *a, const float *b, size_t n)
 {
-	add_kernel<<<blocks(n), 256>>>(out, a, b, n);
+	add_kernel<<<cuda_blocks(n), 256>>>(out, a, b, n);
 }
 
 static void cuda_accumulate(float *dst, const float *src, size_t n)
 {
-	add_kernel<<<blocks(n), 256>>>(dst, dst, src, n);
+	add_kernel<<<cuda_blocks(n), 256>>>(dst, dst, src, n);
 }
 
 static void cuda_scale(float *out, const float *x, float s, size_t n)
 {
-	scale_kernel<<<blocks(n), 256>>>(out, x, s, n);
+	scale_kernel<<<cuda_blocks(n), 256>>>(out, x, s, n);
 }
 
 // f(x) and f'(x) of each activation, shared by the forward and backward kernels.
@@ -165,22 +181,17 @@ __global__ static void act_backward_kernel(float *dinp, const float *inp, const 
 
 static void cuda_act_forward(float *out, const float *inp, size_t n, enum nn_act act)
 {
-	act_forward_kernel<<<blocks(n), 256>>>(out, inp, n, (int)act);
+	act_forward_kernel<<<cuda_blocks(n), 256>>>(out, inp, n, (int)act);
 }
 
 static void cuda_act_backward(float *dinp, const float *inp, const float *dout, size_t n, enum nn_act act)
 {
-	act_backward_kernel<<<blocks(n), 256>>>(dinp, inp, dout, n, (int)act);
+	act_backward_kernel<<<cuda_blocks(n), 256>>>(dinp, inp, dout, n, (int)act);
 }
 
 // Ops not ported yet: the CPU implementation on managed memory, after the
 // device has finished writing their inputs.
 
-static void cuda_linear_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp, const float *weight, int N, int IN, int OUT)
-{
-	cuda_sync();
-	cpu_linear_backward(dinp, dweight, dbias, dout, inp, weight, N, IN, OUT);
-}
 
 static void cuda_conv2d_forward(float *out, const float *inp, const float *weight, const float *bias, const struct nn_conv2d *g)
 {
@@ -218,18 +229,6 @@ static void cuda_avgpool_backward(float *dinp, const float *dout, int N, int H, 
 	cpu_avgpool_backward(dinp, dout, N, H, W, factor);
 }
 
-static void cuda_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight, const float *bias, int N, int C, float eps)
-{
-	cuda_sync();
-	cpu_layernorm_forward(out, mean, rstd, inp, weight, bias, N, C, eps);
-}
-
-static void cuda_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp, const float *weight, const float *mean, const float *rstd, int N, int C)
-{
-	cuda_sync();
-	cpu_layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
-}
-
 static void cuda_groupnorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight, const float *bias, int B, int C, int HW, int G, float eps)
 {
 	cuda_sync();
@@ -252,42 +251,6 @@ static void cuda_modulate_backward(float *dx, float *dscale, float *dshift, cons
 {
 	cuda_sync();
 	cpu_modulate_backward(dx, dscale, dshift, dout, x, scale, ld, B, T, C);
-}
-
-static void cuda_softmax_forward(float *out, const float *inp, int N, int C)
-{
-	cuda_sync();
-	cpu_softmax_forward(out, inp, N, C);
-}
-
-static void cuda_softmax_backward(float *dinp, const float *out, const float *dout, int N, int C)
-{
-	cuda_sync();
-	cpu_softmax_backward(dinp, out, dout, N, C);
-}
-
-static void cuda_log_softmax_forward(float *out, const float *inp, int N, int C)
-{
-	cuda_sync();
-	cpu_log_softmax_forward(out, inp, N, C);
-}
-
-static void cuda_log_softmax_backward(float *dinp, const float *out, const float *dout, int N, int C)
-{
-	cuda_sync();
-	cpu_log_softmax_backward(dinp, out, dout, N, C);
-}
-
-static void cuda_attention_forward(float *out, float *lse, const float *q, const float *k, const float *v, const struct nn_attention *a)
-{
-	cuda_sync();
-	cpu_attention_forward(out, lse, q, k, v, a);
-}
-
-static void cuda_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k, const float *v, const float *out, const float *lse, const struct nn_attention *a)
-{
-	cuda_sync();
-	cpu_attention_backward(dq, dk, dv, dout, q, k, v, out, lse, a);
 }
 
 static void cuda_embedding_forward(float *out, const int32_t *ids, const float *table, int N, int C)
