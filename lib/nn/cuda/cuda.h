@@ -55,6 +55,10 @@ void cuda_layernorm_forward(float *out, float *mean, float *rstd, const float *i
                             const float *bias, int N, int C, float eps);
 void cuda_layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout, const float *inp,
                              const float *weight, const float *mean, const float *rstd, int N, int C);
+void cuda_modulate_forward(float *out, const float *x, const float *scale, const float *shift, int ld, int B, int T,
+                           int C);
+void cuda_modulate_backward(float *dx, float *dscale, float *dshift, const float *dout, const float *x,
+                            const float *scale, int ld, int B, int T, int C);
 void cuda_softmax_forward(float *out, const float *inp, int N, int C);
 void cuda_softmax_backward(float *dinp, const float *out, const float *dout, int N, int C);
 void cuda_log_softmax_forward(float *out, const float *inp, int N, int C);
@@ -63,5 +67,11 @@ void cuda_attention_forward(float *out, float *lse, const float *q, const float 
                             const struct nn_attention *a);
 void cuda_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
                              const float *v, const float *out, const float *lse, const struct nn_attention *a);
+
+void cuda_adamw_update(float *param, const float *grad, float *m, float *v, size_t n, float lr, float beta1,
+                       float beta2, float eps, float weight_decay, float grad_scale, int step);
+void cuda_ema_update(float *ema, const float *param, size_t n, float decay);
+void cuda_sum(float *out, const float *x, size_t n);
+void cuda_sum_squares(float *out, const float *x, size_t n);
 
 #endif

@@ -4,8 +4,9 @@
 // its kernel here (or in a file beside it, declared in cuda.h) and pointing
 // its table entry at it; models do not change. Ops ported so far: memory,
 // gemm (cuBLAS), linear forward and backward, elementwise add/accumulate/
-// scale, the activations, layer norm (cuda_norm.cu), softmax and log-softmax
-// (cuda_softmax.cu) and attention (cuda_attention.cu).
+// scale, the embedding, the activations, layer norm and modulation
+// (cuda_norm.cu), softmax and log-softmax (cuda_softmax.cu), attention
+// (cuda_attention.cu), AdamW, the EMA and the sums (cuda_optim.cu).
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <math.h>
@@ -99,6 +100,36 @@ static void cuda_linear_backward(float *dinp, float *dweight, float *dbias, cons
 		cuda_gemm(1, 0, OUT, IN, N, 1.0f, dout, OUT, 0, inp, IN, 0, 1.0f, dweight, IN, 0, 1);
 	if (dbias)
 		cuda_add_column_sums(dbias, dout, N, OUT);
+}
+
+__global__ static void embedding_kernel(float *out, const int32_t *ids, const float *table, int C, size_t n)
+{
+	size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+	if (i < n)
+		out[i] = table[(size_t)ids[i / C] * C + i % C];
+}
+
+static void cuda_embedding_forward(float *out, const int32_t *ids, const float *table, int N, int C)
+{
+	size_t n = (size_t)N * C;
+	if (n > 0)
+		embedding_kernel<<<cuda_blocks(n), 256>>>(out, ids, table, C, n);
+}
+
+// dtable[ids[i], :] += dout[i, :]: rows may repeat ids, so each thread owns a
+// column and adds the rows in order (the CPU's order, and no atomics).
+__global__ static void embedding_backward_kernel(float *dtable, const float *dout, const int32_t *ids, int N, int C)
+{
+	int c = blockIdx.x * blockDim.x + threadIdx.x;
+	if (c < C)
+		for (int i = 0; i < N; i++)
+			dtable[(size_t)ids[i] * C + c] += dout[(size_t)i * C + c];
+}
+
+static void cuda_embedding_backward(float *dtable, const float *dout, const int32_t *ids, int N, int C)
+{
+	if (N > 0 && C > 0)
+		embedding_backward_kernel<<<cuda_blocks(C), 256>>>(dtable, dout, ids, N, C);
 }
 
 __global__ static void add_kernel(float *out, const float *a, const float *b, size_t n)
@@ -241,30 +272,6 @@ static void cuda_groupnorm_backward(float *dinp, float *dweight, float *dbias, c
 	cpu_groupnorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, B, C, HW, G);
 }
 
-static void cuda_modulate_forward(float *out, const float *x, const float *scale, const float *shift, int ld, int B, int T, int C)
-{
-	cuda_sync();
-	cpu_modulate_forward(out, x, scale, shift, ld, B, T, C);
-}
-
-static void cuda_modulate_backward(float *dx, float *dscale, float *dshift, const float *dout, const float *x, const float *scale, int ld, int B, int T, int C)
-{
-	cuda_sync();
-	cpu_modulate_backward(dx, dscale, dshift, dout, x, scale, ld, B, T, C);
-}
-
-static void cuda_embedding_forward(float *out, const int32_t *ids, const float *table, int N, int C)
-{
-	cuda_sync();
-	cpu_embedding_forward(out, ids, table, N, C);
-}
-
-static void cuda_embedding_backward(float *dtable, const float *dout, const int32_t *ids, int N, int C)
-{
-	cuda_sync();
-	cpu_embedding_backward(dtable, dout, ids, N, C);
-}
-
 static void cuda_dropout_forward(float *out, const float *inp, size_t n, float p, uint64_t seed, uint64_t offset)
 {
 	cuda_sync();
@@ -329,30 +336,6 @@ static void cuda_sample_categorical(int32_t *out, const float *logits, int N, in
 {
 	cuda_sync();
 	cpu_sample_categorical(out, logits, N, C, seed, offset);
-}
-
-static void cuda_sum(float *out, const float *x, size_t n)
-{
-	cuda_sync();
-	cpu_sum(out, x, n);
-}
-
-static void cuda_sum_squares(float *out, const float *x, size_t n)
-{
-	cuda_sync();
-	cpu_sum_squares(out, x, n);
-}
-
-static void cuda_adamw_update(float *param, const float *grad, float *m, float *v, size_t n, float lr, float beta1, float beta2, float eps, float weight_decay, float grad_scale, int step)
-{
-	cuda_sync();
-	cpu_adamw_update(param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, grad_scale, step);
-}
-
-static void cuda_ema_update(float *ema, const float *param, size_t n, float decay)
-{
-	cuda_sync();
-	cpu_ema_update(ema, param, n, decay);
 }
 
 extern "C" const struct nn_ops nn_cuda_ops = {
