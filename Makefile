@@ -120,7 +120,7 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libknnd.a
 	$(CC) $(CFLAGS) $(OMP) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(UNIT_LDLIBS_$*)
 
 # Benchmark helper programs (bench/*.c), built like the tools.
-$(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/bench/common/bench_util.o $(BUILD)/libknnd.a
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(patsubst %.c,$(BUILD)/%.o,$(wildcard bench/common/*.c)) $(BUILD)/libknnd.a
 	$(CC) $(CFLAGS) $(OMP) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/bench/%.o: CPPFLAGS += -Ibench

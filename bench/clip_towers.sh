@@ -26,20 +26,10 @@ peer_notes
 # always runs 77 positions, ours up to the batch's last end token), and the
 # ratio of items per second against the issue's target.
 say ""
-awk -v have_torch="$have_torch" '
-	FNR == 1 { file++ }
+peer_table 2 '
 	/^peak / && file == 1 && $2 > peak { peak = $2 }
-	/^result / {
-		key = $2 " " $3
-		if (file == 1) {
-			if (!(key in ours)) order[++n] = key
-			if (!(key in ours) || $4 < ours[key]) ours[key] = $4
-			ogflop[key] = $6; opos[key] = $7
-		} else {
-			if (!(key in torch) || $4 < torch[key]) torch[key] = $4
-			tgflop[key] = $6
-		}
-	}
+	/^result / && file == 1 { ogflop[key] = $6; opos[key] = $7 }
+	/^result / && file == 2 { tgflop[key] = $6 }
 	END {
 		target["vision 1"] = 2.0; target["vision 32"] = 1.25; target["text 32"] = 2.0
 		printf "%-7s %5s %5s %10s %7s %6s %10s %7s %6s %11s %6s\n", "tower", "batch", "pos", "ours/s", "GFLOP/s",
@@ -62,4 +52,4 @@ awk -v have_torch="$have_torch" '
 		}
 		printf "sgemm peak (2048^3 cblas_sgemm, best over rounds): %.1f GFLOP/s\n", peak
 		if (checked) printf "targets (images 2x at batch 1, 1.25x at 32; texts 2x at 32): %d of %d met\n", checked - missed, checked
-	}' "$tmp/ours" "$tmp/torch"
+	}'

@@ -17,11 +17,14 @@ the script does: PyTorch's best setting on two cores."""
 import argparse
 import os
 import random
-import statistics
-import time
+import sys
 
 import torch
 from torch import nn
+
+# The shared helpers are in bench/common/, next to this script's folder.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "common"))
+from peer_torch import time_case  # noqa: E402
 
 VISION = dict(width=768, layers=12, heads=12, patch=32, resolution=224)
 TEXT = dict(width=512, layers=12, heads=8, context=77, vocab=49408)
@@ -100,17 +103,6 @@ def tower_gflop(width, layers, heads, batch, positions):
     n = batch * positions
     per_layer = 2 * n * width * width * 4 + 2 * n * width * 4 * width * 2 + 4 * batch * positions * positions * width
     return per_layer * layers / 1e9
-
-
-def time_case(fn, warmup, runs):
-    for _ in range(warmup):
-        fn()
-    ms = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        ms.append(1e3 * (time.perf_counter() - t0))
-    return min(ms), statistics.median(ms)
 
 
 def main():

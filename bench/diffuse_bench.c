@@ -41,6 +41,7 @@
 #include <string.h>
 
 #include "common/bench_util.h"
+#include "common/op_timing.h"
 #include "core/error.h"
 #include "core/tool.h"
 #include "diffusion/discrete_transformer.h"
@@ -96,212 +97,34 @@ static double dtx_gflop(const struct dtx_config *c, int B)
 	return f / 1e9;
 }
 
-/* ---- per-op timing through a copy of the op table ---- */
+/* ---- per-op timing (--breakdown) ---- */
 
-enum op_id {
-	OP_LINEAR_F, OP_LINEAR_B, OP_ATTN_F, OP_ATTN_B, OP_NORM_F, OP_NORM_B, OP_MODULATE, OP_ACT, OP_EMBEDDING,
-	OP_ELEMENTWISE, OP_OPTIM, OP_MEMORY, OP_COUNT
+static const struct bench_op_row op_rows[] = {
+	{ "linear_forward", "linear_forward" },
+	{ "linear_backward", "linear_backward" },
+	{ "attention_forward", "attention_forward" },
+	{ "attention_backward", "attention_backward" },
+	{ "layernorm_forward", "layernorm_forward" },
+	{ "layernorm_backward", "layernorm_backward" },
+	{ "modulate forward + backward", "modulate_forward modulate_backward" },
+	{ "act (GELU, SiLU) forward + backward", "act_forward act_backward" },
+	{ "embedding forward + backward", "embedding_forward embedding_backward" },
+	{ "add, accumulate, scale", "add accumulate scale" },
+	{ "adamw, ema, sum_squares", "adamw_update ema_update sum_squares" },
+	{ "zero, upload, download", "zero upload download" },
+	{ NULL },
 };
-static const char *const op_names[OP_COUNT] = {
-	"linear_forward", "linear_backward", "attention_forward", "attention_backward", "layernorm_forward",
-	"layernorm_backward", "modulate forward + backward", "act (GELU, SiLU) forward + backward",
-	"embedding forward + backward", "add, accumulate, scale", "adamw, ema, sum_squares",
-	"zero, upload, download",
-};
-
-static const struct nn_ops *real;
-static struct nn_ops timed;
-static double op_seconds[OP_COUNT], op_flops[OP_COUNT];
-static long op_calls[OP_COUNT];
-
-#define TIME_OP(id, flops, call) do { \
-		real->sync(); \
-		double t0_ = bench_now(); \
-		call; \
-		real->sync(); \
-		op_seconds[id] += bench_now() - t0_; \
-		op_flops[id] += (flops); \
-		op_calls[id]++; \
-	} while (0)
-
-static void t_linear_f(float *out, const float *inp, const float *w, const float *b, int N, int IN, int OUT)
-{
-	TIME_OP(OP_LINEAR_F, 2.0 * N * IN * OUT, real->linear_forward(out, inp, w, b, N, IN, OUT));
-}
-
-static void t_linear_b(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
-                       int N, int IN, int OUT)
-{
-	double flops = 2.0 * N * IN * OUT * ((dinp != NULL) + (dw != NULL));
-	TIME_OP(OP_LINEAR_B, flops, real->linear_backward(dinp, dw, db, dout, inp, w, N, IN, OUT));
-}
-
-static double attn_flop(const struct nn_attention *a)
-{
-	return 4.0 * a->B * a->H * a->Tq * a->Tk * a->D;
-}
-
-static void t_attn_f(float *out, float *lse, const float *q, const float *k, const float *v,
-                     const struct nn_attention *a)
-{
-	TIME_OP(OP_ATTN_F, attn_flop(a), real->attention_forward(out, lse, q, k, v, a));
-}
-
-static void t_attn_b(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
-                     const float *v, const float *out, const float *lse, const struct nn_attention *a)
-{
-	TIME_OP(OP_ATTN_B, 2 * attn_flop(a), real->attention_backward(dq, dk, dv, dout, q, k, v, out, lse, a));
-}
-
-static void t_norm_f(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
-                     int N, int C, float eps)
-{
-	TIME_OP(OP_NORM_F, 0, real->layernorm_forward(out, mean, rstd, inp, w, b, N, C, eps));
-}
-
-static void t_norm_b(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
-                     const float *mean, const float *rstd, int N, int C)
-{
-	TIME_OP(OP_NORM_B, 0, real->layernorm_backward(dinp, dw, db, dout, inp, w, mean, rstd, N, C));
-}
-
-static void t_modulate_f(float *out, const float *x, const float *scale, const float *shift, int ld, int B,
-                         int T, int C)
-{
-	TIME_OP(OP_MODULATE, 0, real->modulate_forward(out, x, scale, shift, ld, B, T, C));
-}
-
-static void t_modulate_b(float *dx, float *dscale, float *dshift, const float *dout, const float *x,
-                         const float *scale, int ld, int B, int T, int C)
-{
-	TIME_OP(OP_MODULATE, 0, real->modulate_backward(dx, dscale, dshift, dout, x, scale, ld, B, T, C));
-}
-
-static void t_act_f(float *out, const float *inp, size_t n, enum nn_act act)
-{
-	TIME_OP(OP_ACT, 0, real->act_forward(out, inp, n, act));
-}
-
-static void t_act_b(float *dinp, const float *inp, const float *dout, size_t n, enum nn_act act)
-{
-	TIME_OP(OP_ACT, 0, real->act_backward(dinp, inp, dout, n, act));
-}
-
-static void t_embedding_f(float *out, const int32_t *ids, const float *table, int N, int C)
-{
-	TIME_OP(OP_EMBEDDING, 0, real->embedding_forward(out, ids, table, N, C));
-}
-
-static void t_embedding_b(float *dtable, const float *dout, const int32_t *ids, int N, int C)
-{
-	TIME_OP(OP_EMBEDDING, 0, real->embedding_backward(dtable, dout, ids, N, C));
-}
-
-static void t_add(float *out, const float *a, const float *b, size_t n)
-{
-	TIME_OP(OP_ELEMENTWISE, 0, real->add(out, a, b, n));
-}
-
-static void t_accumulate(float *dst, const float *src, size_t n)
-{
-	TIME_OP(OP_ELEMENTWISE, 0, real->accumulate(dst, src, n));
-}
-
-static void t_scale(float *out, const float *x, float s, size_t n)
-{
-	TIME_OP(OP_ELEMENTWISE, 0, real->scale(out, x, s, n));
-}
-
-static void t_adamw(float *param, const float *grad, float *m, float *v, size_t n, float lr, float beta1,
-                    float beta2, float eps, float weight_decay, float grad_scale, int step)
-{
-	TIME_OP(OP_OPTIM, 0,
-	        real->adamw_update(param, grad, m, v, n, lr, beta1, beta2, eps, weight_decay, grad_scale, step));
-}
-
-static void t_ema(float *ema, const float *param, size_t n, float decay)
-{
-	TIME_OP(OP_OPTIM, 0, real->ema_update(ema, param, n, decay));
-}
-
-static void t_sum_squares(float *out, const float *x, size_t n)
-{
-	TIME_OP(OP_OPTIM, 0, real->sum_squares(out, x, n));
-}
-
-static void t_zero(void *p, size_t bytes)
-{
-	TIME_OP(OP_MEMORY, 0, real->zero(p, bytes));
-}
-
-static void t_upload(void *dst, const void *src, size_t bytes)
-{
-	TIME_OP(OP_MEMORY, 0, real->upload(dst, src, bytes));
-}
-
-static void t_download(void *dst, const void *src, size_t bytes)
-{
-	TIME_OP(OP_MEMORY, 0, real->download(dst, src, bytes));
-}
-
-static void timing_on(void)
-{
-	real = nn;
-	timed = *nn;
-	timed.linear_forward = t_linear_f;
-	timed.linear_backward = t_linear_b;
-	timed.attention_forward = t_attn_f;
-	timed.attention_backward = t_attn_b;
-	timed.layernorm_forward = t_norm_f;
-	timed.layernorm_backward = t_norm_b;
-	timed.modulate_forward = t_modulate_f;
-	timed.modulate_backward = t_modulate_b;
-	timed.act_forward = t_act_f;
-	timed.act_backward = t_act_b;
-	timed.embedding_forward = t_embedding_f;
-	timed.embedding_backward = t_embedding_b;
-	timed.add = t_add;
-	timed.accumulate = t_accumulate;
-	timed.scale = t_scale;
-	timed.adamw_update = t_adamw;
-	timed.ema_update = t_ema;
-	timed.sum_squares = t_sum_squares;
-	timed.zero = t_zero;
-	timed.upload = t_upload;
-	timed.download = t_download;
-	memset(op_seconds, 0, sizeof op_seconds);
-	memset(op_flops, 0, sizeof op_flops);
-	memset(op_calls, 0, sizeof op_calls);
-	nn = &timed;
-}
-
-static void timing_off(void) { nn = real; }
 
 /* Ops by total time per run; what they do not cover (mask_diffusion.h's
  * host loops, the model's own code, the timing) is "outside the ops". */
 static void print_breakdown(const char *name, int batch, int runs, double pass_ms, double peak)
 {
-	double total = 0;
-	for (int i = 0; i < OP_COUNT; i++)
-		total += op_seconds[i];
-	double ops_ms = 1e3 * total / runs;
-	printf("# breakdown %s batch %d (per run; ops sum to %.1f ms of the run's %.1f ms):\n", name, batch, ops_ms,
-	       pass_ms);
-	printf("#   %-38s %7s %9s %6s %8s %6s\n", "op", "calls", "ms", "share", "GFLOP/s", "peak");
-	for (int i = 0; i < OP_COUNT; i++) {
-		if (!op_calls[i])
-			continue;
-		double ms = 1e3 * op_seconds[i] / runs;
-		printf("#   %-38s %7ld %9.1f %5.1f%%", op_names[i], op_calls[i] / runs, ms, 100 * ms / pass_ms);
-		if (op_flops[i] > 0 && op_seconds[i] > 0) {
-			double gf = op_flops[i] / op_seconds[i] / 1e9;
-			printf(" %8.1f %5.1f%%", gf, 100 * gf / peak);
-		}
-		printf("\n");
-	}
-	if (pass_ms > ops_ms)
-		printf("#   %-38s %7s %9.1f %5.1f%%\n", "outside the ops", "", pass_ms - ops_ms,
-		       100 * (pass_ms - ops_ms) / pass_ms);
+	printf("# breakdown %s batch %d (per run; ops sum to %.1f ms of the run's %.1f ms):\n", name, batch,
+	       1e3 * bench_ops_seconds() / runs, pass_ms);
+	static const struct bench_op_table_layout layout = {
+		.name_width = 38, .calls_width = 7, .rate_width = 8, .ms_decimals = 1, .share_of_pass = 1,
+	};
+	bench_print_op_table(runs, pass_ms, peak, &layout);
 }
 
 /* ---- the cases ---- */
@@ -437,14 +260,6 @@ static void print_phases(const struct bench_case *c, int runs_total)
 
 /* ---- inputs and the check against PyTorch ---- */
 
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-
-static uint32_t next_random(void)
-{
-	rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-	return (uint32_t)(rng >> 32);
-}
-
 /* CLIP-like condition rows: random unit vectors. */
 static float *random_cond(int B, int S, int D)
 {
@@ -452,7 +267,7 @@ static float *random_cond(int B, int S, int D)
 	for (int r = 0; r < B * S; r++) {
 		double norm = 0;
 		for (int i = 0; i < D; i++) {
-			float v = (float)(next_random() % 4096) / 2048.0f - 1.0f;
+			float v = (float)(bench_random() % 4096) / 2048.0f - 1.0f;
 			cond[(size_t)r * D + i] = v;
 			norm += (double)v * v;
 		}
@@ -460,18 +275,6 @@ static float *random_cond(int B, int S, int D)
 			cond[(size_t)r * D + i] /= (float)sqrt(norm);
 	}
 	return cond;
-}
-
-static void read_raw(const char *dir, const char *name, void *dst, size_t bytes)
-{
-	char path[4096];
-	snprintf(path, sizeof path, "%s/%s", dir, name);
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		die("%s: cannot open", path);
-	if (fread(dst, 1, bytes, f) != bytes || fgetc(f) != EOF)
-		die("%s: not %zu bytes (made for another config?)", path, bytes);
-	fclose(f);
 }
 
 /* Our logits for PyTorch's check input, and our training loss for its x_0,
@@ -484,12 +287,12 @@ static void check_against_torch(struct dtx *m, const struct md_schedule *s, cons
 	int32_t *x0 = xmalloc(ntok * sizeof *x0), *xt = xmalloc(ntok * sizeof *xt), t[CHECK_ROWS];
 	float *cond = xmalloc(ncond * sizeof *cond), *theirs = xmalloc(nlogits * sizeof *theirs), their_loss;
 	float *ours = xmalloc(nlogits * sizeof *ours);
-	read_raw(dir, "check_x0.i32", x0, ntok * sizeof *x0);
-	read_raw(dir, "check_tokens.i32", xt, ntok * sizeof *xt);
-	read_raw(dir, "check_t.i32", t, sizeof t);
-	read_raw(dir, "check_cond.f32", cond, ncond * sizeof *cond);
-	read_raw(dir, "check_logits.f32", theirs, nlogits * sizeof *theirs);
-	read_raw(dir, "check_loss.f32", &their_loss, sizeof their_loss);
+	bench_read_raw(dir, "check_x0.i32", x0, ntok * sizeof *x0);
+	bench_read_raw(dir, "check_tokens.i32", xt, ntok * sizeof *xt);
+	bench_read_raw(dir, "check_t.i32", t, sizeof t);
+	bench_read_raw(dir, "check_cond.f32", cond, ncond * sizeof *cond);
+	bench_read_raw(dir, "check_logits.f32", theirs, nlogits * sizeof *theirs);
+	bench_read_raw(dir, "check_loss.f32", &their_loss, sizeof their_loss);
 	struct nn_arena a = {0};
 	int32_t *xd = nn_arena_bytes(&a, ntok * sizeof *xd), *td = nn_arena_bytes(&a, sizeof t);
 	float *cd = nn_arena_floats(&a, ncond);
@@ -520,31 +323,9 @@ static void check_against_torch(struct dtx *m, const struct md_schedule *s, cons
 	free(ours);
 }
 
-/* Removes "--name VALUE" or "--name=VALUE" from argv and returns VALUE
- * (NULL if absent): this program's own options, before the shared parser
- * sees the rest. */
-static const char *take_option(int *argc, char **argv, const char *name)
-{
-	size_t len = strlen(name);
-	for (int i = 1; i < *argc; i++) {
-		if (!strcmp(argv[i], "--"))
-			break;
-		if (strncmp(argv[i], name, len) || (argv[i][len] != '=' && argv[i][len]))
-			continue;
-		int taken = argv[i][len] ? 1 : 2;
-		if (i + taken > *argc)
-			usage_error("%s needs a value", name);
-		const char *value = argv[i][len] ? argv[i] + len + 1 : argv[i + 1];
-		memmove(argv + i, argv + i + taken, (*argc - i - taken + 1) * sizeof *argv);
-		*argc -= taken;
-		return value;
-	}
-	return NULL;
-}
-
 static int int_option(int *argc, char **argv, const char *name, int dflt, int lo, int hi)
 {
-	const char *v = take_option(argc, argv, name);
+	const char *v = bench_take_option(argc, argv, name);
 	return v ? (int)parse_int_option(name, v, lo, hi) : dflt;
 }
 
@@ -559,9 +340,9 @@ static void load_weights(struct dtx *m, const char *path)
 int main(int argc, char **argv)
 {
 	tool_init("diffuse_bench", argc, argv, help);
-	const char *model_path = take_option(&argc, argv, "--model");
-	const char *check_dir = take_option(&argc, argv, "--check");
-	const char *backend = take_option(&argc, argv, "--backend");
+	const char *model_path = bench_take_option(&argc, argv, "--model");
+	const char *check_dir = bench_take_option(&argc, argv, "--check");
+	const char *backend = bench_take_option(&argc, argv, "--backend");
 	if (backend && nn_use_backend(backend) < 0)
 		usage_error("--backend: %s", error_message());
 	struct dtx_config cfg = {
@@ -579,7 +360,7 @@ int main(int argc, char **argv)
 	int train_batch = int_option(&argc, argv, "--train-batch", 8, 1, 4096);
 	int steps = int_option(&argc, argv, "--steps", 100, 1, 100000);
 	int sample_runs = int_option(&argc, argv, "--sample-runs", 1, 1, 1000);
-	const char *trunc_arg = take_option(&argc, argv, "--truncation");
+	const char *trunc_arg = bench_take_option(&argc, argv, "--truncation");
 	float truncation = trunc_arg ? strtof(trunc_arg, NULL) : 0.86f;
 	if (!(truncation > 0 && truncation <= 1))
 		usage_error("--truncation must be in (0, 1]");
@@ -641,9 +422,9 @@ int main(int argc, char **argv)
 		c.x = xmalloc(ntok * sizeof *c.x);
 		c.t = xmalloc(B * sizeof *c.t);
 		for (size_t i = 0; i < ntok; i++)
-			x0[i] = (int32_t)(next_random() % (uint32_t)cfg.K);
+			x0[i] = (int32_t)(bench_random() % (uint32_t)cfg.K);
 		for (int b = 0; b < B; b++)
-			c.t[b] = (int32_t)(next_random() % (uint32_t)cfg.T);
+			c.t[b] = (int32_t)(bench_random() % (uint32_t)cfg.T);
 		float *cond = random_cond(B, S, cfg.cond_dim);
 		c.cond = cond;
 		c.log_x = xmalloc(nlog * sizeof(float));
@@ -676,12 +457,12 @@ int main(int argc, char **argv)
 		print_phases(&c, runs);
 		fflush(stdout);
 		if (o.breakdown) {
-			timing_on();
+			bench_ops_timing_on(op_rows);
 			double t0 = bench_now();
 			for (int i = 0; i < runs; i++)
 				run(&c);
 			double pass_ms = 1e3 * (bench_now() - t0) / runs;
-			timing_off();
+			bench_ops_timing_off();
 			print_breakdown(name, B, runs, pass_ms, peak);
 		}
 		free(x0);

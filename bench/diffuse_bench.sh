@@ -40,39 +40,20 @@ peer_header "discrete diffusion backbone vs PyTorch (12 blocks, width 512, 8 hea
 	"k 10, T 100${BENCH_DIFFUSE_CONFIG:+; changed by: $BENCH_DIFFUSE_CONFIG}; threads $THREADS;" \
 	"train: best of $RUNS steps after $WARMUP; sample: $STEPS steps, best of $SAMPLE_RUNS chains;" \
 	"best over $ROUNDS rounds)"
-# PyTorch makes the weights (our names, config in the metadata) and the
-# check data; ours loads them. Without torch, ours runs on its own random
-# weights of the same config.
-if [ "$have_torch" = 1 ]; then
-	"$PY" "$root/bench/$TORCH_SCRIPT" --write "$tmp/model" ${config[@]+"${config[@]}"} |
-		sed 's/^# \{0,1\}/torch: /' || fail "bench/$TORCH_SCRIPT --write failed"
-	ours_opts+=(--model "$tmp/model/model.safetensors" --check "$tmp/model")
-	torch_opts+=(--model "$tmp/model/model.safetensors")
-fi
-for threads in $THREADS; do
-	peer_rounds "$threads"
-	peer_notes
-done
+# PyTorch makes the weights (our names) and the check data; without torch,
+# ours runs on its own random weights of the same config.
+peer_torch_model ${config[@]+"${config[@]}"}
+peer_each_thread_count
 
 # One row per case and thread count: training steps/s or sampling seconds
 # per image (for the chain as run, and scaled to 100 steps), GFLOP/s and
 # fraction of the sgemm peak on that many threads (FLOPs as ours counts
 # them: the same work on both sides), and ours/torch in speed.
 say ""
-awk -v have_torch="$have_torch" '
-	FNR == 1 { file++ }
+peer_table 3 '
 	/^peak / && file == 1 && $2 > peak[$3] { peak[$3] = $2 }
 	/^check / { diff = $2; maxabs = $3; loss = $4; tloss = $5; checked_logits = 1 }
-	/^result / {
-		key = $2 " " $3 " " $4
-		if (file == 1) {
-			if (!(key in ours)) order[++n] = key
-			if (!(key in ours) || $5 < ours[key]) ours[key] = $5
-			steps[key] = $7; gflop[key] = $8
-		} else if (!(key in torch) || $5 < torch[key]) {
-			torch[key] = $5
-		}
-	}
+	/^result / && file == 1 { steps[key] = $7; gflop[key] = $8 }
 	function speed(k, ms) {   # steps/s for training, s per image for sampling
 		split(k, kp, " ")
 		return kp[1] == "train" ? 1e3 / ms : ms / 1e3 / kp[2]
@@ -117,5 +98,5 @@ awk -v have_torch="$have_torch" '
 			printf "target (ours at least PyTorch'"'"'s speed in every case): %d of %d met\n", compared - missed,
 			       compared
 		if (!ok) exit 1
-	}' "$tmp/ours" "$tmp/torch" ||
+	}' ||
 	fail "our logits or loss differ from PyTorch's: the two sides do not run the same model"

@@ -28,14 +28,16 @@ reverse steps). Run with OMP_WAIT_POLICY=passive and torch.set_num_threads
 import argparse
 import json
 import os
-import statistics
-import struct
-import time
+import sys
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+# The shared helpers are in bench/common/, next to this script's folder.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "common"))
+from peer_torch import print_profile, read_safetensors, time_case, write_safetensors  # noqa: E402
 
 DEVICE = "cpu"  # --device
 CHECK_ROWS = 2
@@ -293,37 +295,6 @@ class MaskDiffusion:
         return torch.where(keep, log_p, torch.full_like(log_p, LOG_MIN))
 
 
-# ---- safetensors, the little of it needed here ----
-
-def write_safetensors(path, tensors, metadata):
-    header, offset = {"__metadata__": metadata}, 0
-    for name, t in tensors.items():
-        n = t.numel() * 4
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + n]}
-        offset += n
-    text = json.dumps(header).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path + ".tmp", "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text)
-        for t in tensors.values():
-            f.write(t.detach().contiguous().numpy().astype("<f4").tobytes())
-    os.replace(path + ".tmp", path)
-
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    meta = header.pop("__metadata__", {})
-    tensors = {}
-    for name, e in header.items():
-        assert e["dtype"] == "F32", name
-        lo, hi = e["data_offsets"]
-        tensors[name] = torch.from_numpy(np.frombuffer(data[lo:hi], dtype="<f4").copy()).reshape(e["shape"])
-    return tensors, meta
-
-
 def random_inputs(c, B, seed):
     """x0 tokens, steps t and CLIP-like condition vectors (unit length),
     drawn on the CPU (the same numbers for every device) and moved."""
@@ -363,19 +334,6 @@ def write_bench_data(args):
 def sync():
     if DEVICE != "cpu":
         torch.cuda.synchronize()
-
-
-def time_case(fn, warmup, runs):
-    for _ in range(warmup):
-        fn()
-    ms = []
-    for _ in range(runs):
-        sync()
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        ms.append(1e3 * (time.perf_counter() - t0))
-    return min(ms), statistics.median(ms)
 
 
 def main():
@@ -464,21 +422,18 @@ def main():
 
     for name, B, steps, fn in cases:
         if name == "train":
-            best, median = time_case(fn, args.warmup, args.runs)
+            best, median = time_case(fn, args.warmup, args.runs, sync)
         else:  # a chain's warm-up is one reverse step, as ours
             for _ in range(args.warmup):
                 fn(steps=1)
-            best, median = time_case(fn, 0, args.sample_runs)
+            best, median = time_case(fn, 0, args.sample_runs, sync)
         what = "step" if name == "train" else f"{steps} steps"
         print(f"# {name} batch {B}: best {best:10.1f} ms, median {median:10.1f} ms per {what}: "
               + (f"{1e3 / best:.3f} steps/s" if name == "train" else f"{best / 1e3 / B:.3f} s per image"))
         print(f"result {name} {B} {args.threads} {best:.3f} {median:.3f} {steps}", flush=True)
         if args.profile:
-            with torch.autograd.profiler.profile() as prof:
-                fn()
             print(f"# profile {name} batch {B} (one run):")
-            for line in prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=14).splitlines():
-                print("#   " + line)
+            print_profile(fn, 1, 14)
 
 
 if __name__ == "__main__":

@@ -23,19 +23,11 @@ peer_notes
 # One row per block and pass: times, GFLOP/s, fraction of our measured sgemm
 # peak, and the ratio torch/ours against the issue's targets.
 say ""
-awk -v have_torch="$have_torch" '
-	FNR == 1 { file++ }
+peer_table 2 '
 	/^peak / && file == 1 && $2 > peak { peak = $2 }
-	/^result / {
-		key = $2 " " $3
-		if (file == 1) {
-			if (!(key in ours)) order[++n] = key
-			if (!(key in ours) || $4 < ours[key]) { ours[key] = $4; ours_med[key] = $5 }
-			gflop[key] = $6
-		} else if (!(key in torch) || $4 < torch[key]) {
-			torch[key] = $4; torch_med[key] = $5
-		}
-	}
+	/^result / && file == 1 { gflop[key] = $6 }
+	/^result / && better && file == 1 { ours_med[key] = $5 }
+	/^result / && better && file == 2 { torch_med[key] = $5 }
 	END {
 		target["transformer"] = 1.5; target["conv"] = 1.0
 		printf "%-11s %-16s %8s %8s %7s %6s %8s %8s %7s %6s %10s %6s\n", "block", "pass", "ours ms", "median",
@@ -57,4 +49,4 @@ awk -v have_torch="$have_torch" '
 		printf "sgemm peak (2048^3 cblas_sgemm, best over rounds): %.1f GFLOP/s\n", peak
 		for (b in target)
 			if (b in verdict) printf "target %s >= %.1fx PyTorch on both passes: %s\n", b, target[b], verdict[b] ? "met" : "MISSED"
-	}' "$tmp/ours" "$tmp/torch"
+	}'

@@ -17,12 +17,16 @@ lines for bench/nn_blocks.sh (FLOPs counted as in nn_blocks.c)."""
 
 import argparse
 import math
-import statistics
-import time
+import os
+import sys
 
 import torch
 import torch.nn as tnn
 import torch.nn.functional as F
+
+# The shared helpers are in bench/common/, next to this script's folder.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "common"))
+from peer_torch import print_profile, time_case  # noqa: E402
 
 TB, TT, TD, TH, TC, TCD, TMLP = 8, 256, 512, 8, 11, 512, 4 * 512
 CB, CC, CHW = 8, 128, 32
@@ -132,26 +136,18 @@ def main():
             pass_name = "forward+backward" if backward else "forward"
             for t in inputs:
                 t.requires_grad_(bool(backward))
-            for _ in range(args.warmup):
+
+            def run():
                 one_pass(model, inputs, dout, backward)
-            ms = []
-            for _ in range(args.runs):
-                t0 = time.perf_counter()
-                one_pass(model, inputs, dout, backward)
-                ms.append(1e3 * (time.perf_counter() - t0))
+
+            best, median = time_case(run, args.warmup, args.runs)
             gflop = fwd_gflop * (3 if backward else 1)
-            best, median = min(ms), statistics.median(ms)
             print(f"# {name:11s} {pass_name:16s} best {best:8.2f} ms  median {median:8.2f} ms  "
                   f"{gflop / (best / 1e3):6.1f} GFLOP/s")
             print(f"result {name} {pass_name} {best:.3f} {median:.3f} {gflop:.4f}")
             if args.profile:
-                with torch.autograd.profiler.profile() as prof:
-                    for _ in range(args.runs):
-                        one_pass(model, inputs, dout, backward)
                 print(f"# profile {name} {pass_name} ({args.runs} runs):")
-                table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
-                for line in table.splitlines():
-                    print("#   " + line)
+                print_profile(run, args.runs, 15)
 
 
 if __name__ == "__main__":

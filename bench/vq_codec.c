@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "common/bench_util.h"
+#include "common/op_timing.h"
 #include "core/error.h"
 #include "core/tool.h"
 #include "nn/ops.h"
@@ -109,186 +110,22 @@ static double vq_gflop(const struct vqgan_config *c, int B, int S, int encode)
 	return f / 1e9;
 }
 
-/* ---- per-op timing through a copy of the op table ---- */
+/* ---- per-op timing (--breakdown) ---- */
 
-enum op_id {
-	OP_CONV, OP_GROUPNORM, OP_ACT, OP_ATTENTION, OP_GEMM, OP_LINEAR, OP_SOFTMAX, OP_UPSAMPLE, OP_EMBEDDING,
-	OP_ELEMENTWISE, OP_MEMORY, OP_COUNT
+static const struct bench_op_row op_rows[] = {
+	{ "conv2d_forward", "conv2d_forward" },
+	{ "groupnorm_forward", "groupnorm_forward" },
+	{ "act_forward", "act_forward" },
+	{ "attention_forward", "attention_forward" },
+	{ "gemm", "gemm" },
+	{ "linear_forward", "linear_forward" },
+	{ "softmax_forward", "softmax_forward" },
+	{ "upsample_forward", "upsample_forward" },
+	{ "embedding_forward", "embedding_forward" },
+	{ "add, accumulate, scale", "add accumulate scale" },
+	{ "zero, upload, download", "zero upload download" },
+	{ NULL },
 };
-static const char *const op_names[OP_COUNT] = {
-	"conv2d_forward", "groupnorm_forward", "act_forward", "attention_forward", "gemm", "linear_forward",
-	"softmax_forward", "upsample_forward", "embedding_forward", "add, accumulate, scale",
-	"zero, upload, download",
-};
-
-/* Convolutions, one row per shape (the batch aside). */
-struct conv_row {
-	struct nn_conv2d g;
-	double seconds, flops;
-	long calls;
-};
-enum { MAX_CONV_ROWS = 64 };
-
-static const struct nn_ops *real;
-static struct nn_ops timed;
-static double op_seconds[OP_COUNT], op_flops[OP_COUNT];
-static long op_calls[OP_COUNT];
-static struct conv_row conv_rows[MAX_CONV_ROWS];
-static int n_conv_rows;
-
-#define TIME_OP(id, flops, call) do { \
-		real->sync(); \
-		double t0_ = bench_now(); \
-		call; \
-		real->sync(); \
-		op_seconds[id] += bench_now() - t0_; \
-		op_flops[id] += (flops); \
-		op_calls[id]++; \
-	} while (0)
-
-static struct conv_row *conv_row_of(const struct nn_conv2d *g)
-{
-	for (int i = 0; i < n_conv_rows; i++) {
-		struct nn_conv2d k = conv_rows[i].g;
-		k.B = g->B;
-		if (!memcmp(&k, g, sizeof k))
-			return &conv_rows[i];
-	}
-	if (n_conv_rows == MAX_CONV_ROWS)
-		return NULL;
-	conv_rows[n_conv_rows] = (struct conv_row){ .g = *g };
-	return &conv_rows[n_conv_rows++];
-}
-
-static void t_conv2d(float *out, const float *inp, const float *w, const float *b, const struct nn_conv2d *g)
-{
-	double flops = conv_flop(g->B, g->IC, g->OC, nn_conv2d_out_h(g), nn_conv2d_out_w(g), 1) * g->KH * g->KW;
-	double before = op_seconds[OP_CONV];
-	TIME_OP(OP_CONV, flops, real->conv2d_forward(out, inp, w, b, g));
-	struct conv_row *row = conv_row_of(g);
-	if (row) {
-		row->seconds += op_seconds[OP_CONV] - before;
-		row->flops += flops;
-		row->calls++;
-	}
-}
-
-static void t_groupnorm(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b,
-                        int B, int C, int HW, int G, float eps)
-{
-	TIME_OP(OP_GROUPNORM, 0, real->groupnorm_forward(out, mean, rstd, inp, w, b, B, C, HW, G, eps));
-}
-
-static void t_act(float *out, const float *inp, size_t n, enum nn_act act)
-{
-	TIME_OP(OP_ACT, 0, real->act_forward(out, inp, n, act));
-}
-
-static void t_attention(float *out, float *lse, const float *q, const float *k, const float *v,
-                        const struct nn_attention *a)
-{
-	TIME_OP(OP_ATTENTION, 4.0 * a->B * a->H * a->Tq * a->Tk * a->D,
-	        real->attention_forward(out, lse, q, k, v, a));
-}
-
-static void t_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, long sa,
-                   const float *B, int ldb, long sb, float beta, float *C, int ldc, long sc, int batch)
-{
-	TIME_OP(OP_GEMM, 2.0 * M * N * K * batch,
-	        real->gemm(ta, tb, M, N, K, alpha, A, lda, sa, B, ldb, sb, beta, C, ldc, sc, batch));
-}
-
-static void t_linear(float *out, const float *inp, const float *w, const float *b, int N, int IN, int OUT)
-{
-	TIME_OP(OP_LINEAR, 2.0 * N * IN * OUT, real->linear_forward(out, inp, w, b, N, IN, OUT));
-}
-
-static void t_softmax(float *out, const float *inp, int N, int C)
-{
-	TIME_OP(OP_SOFTMAX, 0, real->softmax_forward(out, inp, N, C));
-}
-
-static void t_upsample(float *out, const float *inp, int N, int H, int W, int factor)
-{
-	TIME_OP(OP_UPSAMPLE, 0, real->upsample_forward(out, inp, N, H, W, factor));
-}
-
-static void t_embedding(float *out, const int32_t *ids, const float *table, int N, int C)
-{
-	TIME_OP(OP_EMBEDDING, 0, real->embedding_forward(out, ids, table, N, C));
-}
-
-static void t_add(float *out, const float *a, const float *b, size_t n)
-{
-	TIME_OP(OP_ELEMENTWISE, 0, real->add(out, a, b, n));
-}
-
-static void t_accumulate(float *dst, const float *src, size_t n)
-{
-	TIME_OP(OP_ELEMENTWISE, 0, real->accumulate(dst, src, n));
-}
-
-static void t_scale(float *out, const float *x, float s, size_t n)
-{
-	TIME_OP(OP_ELEMENTWISE, 0, real->scale(out, x, s, n));
-}
-
-static void t_zero(void *p, size_t bytes)
-{
-	TIME_OP(OP_MEMORY, 0, real->zero(p, bytes));
-}
-
-static void t_upload(void *dst, const void *src, size_t bytes)
-{
-	TIME_OP(OP_MEMORY, 0, real->upload(dst, src, bytes));
-}
-
-static void t_download(void *dst, const void *src, size_t bytes)
-{
-	TIME_OP(OP_MEMORY, 0, real->download(dst, src, bytes));
-}
-
-static void timing_on(void)
-{
-	real = nn;
-	timed = *nn;
-	timed.conv2d_forward = t_conv2d;
-	timed.groupnorm_forward = t_groupnorm;
-	timed.act_forward = t_act;
-	timed.attention_forward = t_attention;
-	timed.gemm = t_gemm;
-	timed.linear_forward = t_linear;
-	timed.softmax_forward = t_softmax;
-	timed.upsample_forward = t_upsample;
-	timed.embedding_forward = t_embedding;
-	timed.add = t_add;
-	timed.accumulate = t_accumulate;
-	timed.scale = t_scale;
-	timed.zero = t_zero;
-	timed.upload = t_upload;
-	timed.download = t_download;
-	memset(op_seconds, 0, sizeof op_seconds);
-	memset(op_flops, 0, sizeof op_flops);
-	memset(op_calls, 0, sizeof op_calls);
-	n_conv_rows = 0;
-	nn = &timed;
-}
-
-static void timing_off(void) { nn = real; }
-
-static void print_rate(double flops, double seconds, double peak)
-{
-	if (flops > 0 && seconds > 0) {
-		double gf = flops / seconds / 1e9;
-		printf(" %8.1f %5.1f%%", gf, 100 * gf / peak);
-	}
-}
-
-static int by_time(const void *a, const void *b)
-{
-	double x = ((const struct conv_row *)a)->seconds, y = ((const struct conv_row *)b)->seconds;
-	return (x < y) - (x > y);
-}
 
 /* Ops by total time, then every convolution shape by time; pass_ms is the
  * mean time of the same timed passes. What the ops do not cover (the
@@ -296,59 +133,16 @@ static int by_time(const void *a, const void *b)
  * difference, shown as "outside the ops". */
 static void print_breakdown(const char *pass, int batch, int runs, double pass_ms, double peak)
 {
-	double total = 0;
-	for (int i = 0; i < OP_COUNT; i++)
-		total += op_seconds[i];
-	double ops_ms = 1e3 * total / runs;
-	printf("# breakdown %s batch %d (per run; ops sum to %.2f ms of the pass's %.2f ms):\n", pass, batch, ops_ms,
-	       pass_ms);
-	printf("#   %-38s %6s %9s %6s %8s %6s\n", "op", "calls", "ms", "share", "GFLOP/s", "peak");
-	for (int i = 0; i < OP_COUNT; i++) {
-		if (!op_calls[i])
-			continue;
-		double ms = 1e3 * op_seconds[i] / runs;
-		printf("#   %-38s %6ld %9.2f %5.1f%%", op_names[i], op_calls[i] / runs, ms, 100 * ms / pass_ms);
-		print_rate(op_flops[i], op_seconds[i], peak);
-		printf("\n");
-	}
-	if (pass_ms > ops_ms)
-		printf("#   %-38s %6s %9.2f %5.1f%%\n", "outside the ops", "", pass_ms - ops_ms,
-		       100 * (pass_ms - ops_ms) / pass_ms);
-	qsort(conv_rows, n_conv_rows, sizeof *conv_rows, by_time);
-	printf("#   convolutions by shape (KxK/stride IC->OC, output HxW):\n");
-	for (int i = 0; i < n_conv_rows; i++) {
-		const struct conv_row *r = &conv_rows[i];
-		char shape[64];
-		snprintf(shape, sizeof shape, "%dx%d/%d %d->%d @%dx%d", r->g.KH, r->g.KW, r->g.stride, r->g.IC, r->g.OC,
-		         nn_conv2d_out_h(&r->g), nn_conv2d_out_w(&r->g));
-		double ms = 1e3 * r->seconds / runs;
-		printf("#     %-36s %6ld %9.2f %5.1f%%", shape, r->calls / runs, ms, 100 * ms / pass_ms);
-		print_rate(r->flops, r->seconds, peak);
-		printf("\n");
-	}
+	printf("# breakdown %s batch %d (per run; ops sum to %.2f ms of the pass's %.2f ms):\n", pass, batch,
+	       1e3 * bench_ops_seconds() / runs, pass_ms);
+	static const struct bench_op_table_layout layout = {
+		.name_width = 38, .calls_width = 6, .rate_width = 8, .ms_decimals = 2, .share_of_pass = 1,
+	};
+	bench_print_op_table(runs, pass_ms, peak, &layout);
+	bench_print_conv_shapes(runs, pass_ms, peak);
 }
 
 /* ---- inputs and the check against PyTorch ---- */
-
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
-
-static uint32_t next_random(void)
-{
-	rng = rng * 6364136223846793005ull + 1442695040888963407ull;
-	return (uint32_t)(rng >> 32);
-}
-
-static void read_raw(const char *dir, const char *name, void *dst, size_t bytes)
-{
-	char path[4096];
-	snprintf(path, sizeof path, "%s/%s", dir, name);
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		die("%s: cannot open", path);
-	if (fread(dst, 1, bytes, f) != bytes || fgetc(f) != EOF)
-		die("%s: not %zu bytes (made for another config?)", path, bytes);
-	fclose(f);
-}
 
 /* Our tokens for PyTorch's check images, and our decoding of PyTorch's
  * tokens against PyTorch's. */
@@ -359,9 +153,9 @@ static void check_against_torch(struct vqgan *m, const char *dir)
 	float *images = xmalloc(npix * sizeof *images), *theirs = xmalloc(nout * sizeof *theirs);
 	float *ours = xmalloc(nout * sizeof *ours);
 	int32_t *their_tokens = xmalloc(ntok * sizeof *their_tokens), *our_tokens = xmalloc(ntok * sizeof *our_tokens);
-	read_raw(dir, "check_images.f32", images, npix * sizeof *images);
-	read_raw(dir, "check_tokens.i32", their_tokens, ntok * sizeof *their_tokens);
-	read_raw(dir, "check_decoded.f32", theirs, nout * sizeof *theirs);
+	bench_read_raw(dir, "check_images.f32", images, npix * sizeof *images);
+	bench_read_raw(dir, "check_tokens.i32", their_tokens, ntok * sizeof *their_tokens);
+	bench_read_raw(dir, "check_decoded.f32", theirs, nout * sizeof *theirs);
 	if (vqgan_encode(m, images, B, S, S, our_tokens, NULL) < 0 ||
 	    vqgan_decode(m, their_tokens, B, h, h, ours) < 0)
 		die("%s", error_message());
@@ -409,34 +203,12 @@ static void run_case(void *ctx)
 		die("%s", error_message());
 }
 
-/* Removes "--name VALUE" or "--name=VALUE" from argv and returns VALUE
- * (NULL if absent): this program's own options, before the shared parser
- * sees the rest. */
-static const char *take_option(int *argc, char **argv, const char *name)
-{
-	size_t len = strlen(name);
-	for (int i = 1; i < *argc; i++) {
-		if (!strcmp(argv[i], "--"))
-			break;
-		if (strncmp(argv[i], name, len) || (argv[i][len] != '=' && argv[i][len]))
-			continue;
-		int taken = argv[i][len] ? 1 : 2;
-		if (i + taken > *argc)
-			usage_error("%s needs a value", name);
-		const char *value = argv[i][len] ? argv[i] + len + 1 : argv[i + 1];
-		memmove(argv + i, argv + i + taken, (*argc - i - taken + 1) * sizeof *argv);
-		*argc -= taken;
-		return value;
-	}
-	return NULL;
-}
-
 int main(int argc, char **argv)
 {
 	tool_init("vq_codec", argc, argv, help);
-	const char *model_path = take_option(&argc, argv, "--model");
-	const char *check_dir = take_option(&argc, argv, "--check");
-	const char *ch_arg = take_option(&argc, argv, "--ch"), *z_arg = take_option(&argc, argv, "--z");
+	const char *model_path = bench_take_option(&argc, argv, "--model");
+	const char *check_dir = bench_take_option(&argc, argv, "--check");
+	const char *ch_arg = bench_take_option(&argc, argv, "--ch"), *z_arg = bench_take_option(&argc, argv, "--z");
 	static const char *const cases[] = { "encode", "decode", NULL };
 	struct bench_options o = { .runs = 3, .warmup = 1 };
 	bench_parse_options(argc, argv, "vq_codec", help, cases, &o);
@@ -482,9 +254,9 @@ int main(int argc, char **argv)
 			vc.images = xmalloc(npix * sizeof *vc.images);
 			vc.tokens = xmalloc(ntok * sizeof *vc.tokens);
 			for (size_t i = 0; i < npix; i++)
-				vc.images[i] = (float)(next_random() % 4096) / 2048.0f - 1.0f;
+				vc.images[i] = (float)(bench_random() % 4096) / 2048.0f - 1.0f;
 			for (size_t i = 0; i < ntok; i++)
-				vc.tokens[i] = (int32_t)(next_random() % (uint32_t)c->n_embed);
+				vc.tokens[i] = (int32_t)(bench_random() % (uint32_t)c->n_embed);
 			double gflop = vq_gflop(c, B, S, encode), best;
 			double median = bench_time_ms(run_case, &vc, o.warmup, o.runs, &best);
 			double rate = gflop / (best / 1e3);
@@ -493,12 +265,12 @@ int main(int argc, char **argv)
 			printf("result %s %d %d %.3f %.3f %.4f\n", pass, B, threads, best, median, gflop);
 			fflush(stdout);
 			if (o.breakdown) {
-				timing_on();
+				bench_ops_timing_on(op_rows);
 				double t0 = bench_now();
 				for (int i = 0; i < o.runs; i++)
 					run_case(&vc);
 				double pass_ms = 1e3 * (bench_now() - t0) / o.runs;
-				timing_off();
+				bench_ops_timing_off();
 				print_breakdown(pass, B, o.runs, pass_ms, peak);
 			}
 			free(vc.images);

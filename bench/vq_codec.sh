@@ -26,40 +26,21 @@ Z=${BENCH_VQ_Z:-64}
 
 peer_header "VQGAN tokenizer vs PyTorch (ch $CH, ch_mult 1,2,2,4, z $Z, 512 codes, 64x64 images;" \
 	"threads $THREADS; per case the best of $RUNS runs after $WARMUP warm-up, best over $ROUNDS rounds)"
-# PyTorch makes the weights (taming's names, config in the metadata) and the
-# check data; ours loads them through vqgan_load. Without torch, ours runs
-# on its own random weights of the same config.
-if [ "$have_torch" = 1 ]; then
-	"$PY" "$root/bench/$TORCH_SCRIPT" --write "$tmp/model" --ch "$CH" --z "$Z" | sed 's/^# \{0,1\}/torch: /' ||
-		fail "bench/$TORCH_SCRIPT --write failed"
-	ours_opts+=(--model "$tmp/model/model.safetensors" --check "$tmp/model")
-	torch_opts+=(--model "$tmp/model/model.safetensors")
-else
-	ours_opts+=(--ch "$CH" --z "$Z")
-fi
-for threads in $THREADS; do
-	peer_rounds "$threads"
-	peer_notes
-done
+# PyTorch makes the weights (taming's names; ours loads them through
+# vqgan_load) and the check data; without torch, ours runs on its own random
+# weights of the same config.
+peer_torch_model --ch "$CH" --z "$Z"
+[ "$have_torch" = 1 ] || ours_opts+=(--ch "$CH" --z "$Z")
+peer_each_thread_count
 
 # One row per pass, batch and thread count: images/s, GFLOP/s and fraction
 # of the sgemm peak on that many threads for each side (FLOPs as ours counts
 # them, the same work on both sides), and the ratio ours/torch in images/s.
 say ""
-awk -v have_torch="$have_torch" '
-	FNR == 1 { file++ }
+peer_table 3 '
 	/^peak / && file == 1 && $2 > peak[$3] { peak[$3] = $2 }
 	/^check / { agree = $2; tokens = $3; maxdiff = $4 }
-	/^result / {
-		key = $2 " " $3 " " $4
-		if (file == 1) {
-			if (!(key in ours)) order[++n] = key
-			if (!(key in ours) || $5 < ours[key]) ours[key] = $5
-			gflop[key] = $7
-		} else if (!(key in torch) || $5 < torch[key]) {
-			torch[key] = $5
-		}
-	}
+	/^result / && file == 1 { gflop[key] = $7 }
 	END {
 		printf "%-6s %5s %7s %9s %7s %6s %9s %7s %6s %10s\n", "pass", "batch", "threads", "ours/s", "GFLOP/s",
 		       "peak", "torch/s", "GFLOP/s", "peak", "ours/torch"
@@ -88,4 +69,4 @@ awk -v have_torch="$have_torch" '
 			printf "target (ours at least PyTorch'"'"'s images/s in every case): %d of %d met\n", checked - missed,
 			       checked
 		if (tokens && agree < 0.99 * tokens) exit 1
-	}' "$tmp/ours" "$tmp/torch" || fail "our tokens differ from PyTorch's: the two sides do not run the same model"
+	}' || fail "our tokens differ from PyTorch's: the two sides do not run the same model"

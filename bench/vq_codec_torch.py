@@ -24,14 +24,15 @@ the script does: PyTorch's best setting on two cores."""
 import argparse
 import json
 import os
-import statistics
-import struct
-import time
+import sys
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+# The shared helpers are in bench/common/, next to this script's folder.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "common"))
+from peer_torch import print_profile, read_safetensors, time_case, write_safetensors  # noqa: E402
 
 CHECK_IMAGES = 16
 
@@ -222,37 +223,6 @@ class VQModel(nn.Module):
         return self.decoder(self.post_quant_conv(self.quantize.lookup(tokens)))
 
 
-# ---- safetensors, the little of it needed here ----
-
-def write_safetensors(path, tensors, metadata):
-    header, offset = {"__metadata__": metadata}, 0
-    for name, t in tensors.items():
-        n = t.numel() * 4
-        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + n]}
-        offset += n
-    text = json.dumps(header).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path + ".tmp", "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text)
-        for t in tensors.values():
-            f.write(t.detach().contiguous().numpy().astype("<f4").tobytes())
-    os.replace(path + ".tmp", path)
-
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    meta = header.pop("__metadata__", {})
-    tensors = {}
-    for name, e in header.items():
-        assert e["dtype"] == "F32", name
-        lo, hi = e["data_offsets"]
-        tensors[name] = torch.from_numpy(np.frombuffer(data[lo:hi], dtype="<f4").copy()).reshape(e["shape"])
-    return tensors, meta
-
-
 def random_model(cfg, seed):
     """PyTorch's default initialisation, GroupNorm affines moved off 1/0 (so
     a loader that ignored them would show), and a codebook drawn at the
@@ -294,17 +264,6 @@ def write_bench_data(args):
     params = sum(t.numel() for t in model.state_dict().values())
     print(f"# wrote {args.write}: {params} parameters, config {json.dumps(cfg)}; "
           f"{CHECK_IMAGES} check images use {tokens.unique().numel()} of {cfg['n_embed']} codes")
-
-
-def time_pass(fn, warmup, runs):
-    for _ in range(warmup):
-        fn()
-    ms = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        ms.append(1e3 * (time.perf_counter() - t0))
-    return min(ms), statistics.median(ms)
 
 
 def main():
@@ -354,18 +313,13 @@ def main():
                 with torch.no_grad():
                     fn(x)
 
-            best, median = time_pass(run, args.warmup, args.runs)
+            best, median = time_case(run, args.warmup, args.runs)
             print(f"# {name} batch {batch:2d}: best {best:9.2f} ms, median {median:9.2f} ms: "
                   f"{1e3 * batch / best:8.2f} images/s")
             print(f"result {name} {batch} {args.threads} {best:.3f} {median:.3f}", flush=True)
             if args.profile:
-                with torch.autograd.profiler.profile() as prof:
-                    for _ in range(args.runs):
-                        run()
                 print(f"# profile {name} batch {batch} ({args.runs} runs):")
-                table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12)
-                for line in table.splitlines():
-                    print("#   " + line)
+                print_profile(run, args.runs, 12)
 
 
 if __name__ == "__main__":

@@ -3,10 +3,13 @@
 #include <cblas.h>
 #include <getopt.h>
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/tool.h"
+#include "nn/ops.h"
+#include "nn/params.h"
 
 void openblas_set_num_threads(int n);
 
@@ -101,4 +104,55 @@ void bench_parse_options(int argc, char **argv, const char *name, const char *he
 		if (!strcmp(o->only, *k))
 			return;
 	usage_error("--only: unknown case '%s'", o->only);
+}
+
+const char *bench_take_option(int *argc, char **argv, const char *name)
+{
+	size_t len = strlen(name);
+	for (int i = 1; i < *argc; i++) {
+		if (!strcmp(argv[i], "--"))
+			break;
+		if (strncmp(argv[i], name, len) || (argv[i][len] != '=' && argv[i][len]))
+			continue;
+		int taken = argv[i][len] ? 1 : 2;
+		if (i + taken > *argc)
+			usage_error("%s needs a value", name);
+		const char *value = argv[i][len] ? argv[i] + len + 1 : argv[i + 1];
+		memmove(argv + i, argv + i + taken, (*argc - i - taken + 1) * sizeof *argv);
+		*argc -= taken;
+		return value;
+	}
+	return NULL;
+}
+
+static uint64_t rng = 0x9e3779b97f4a7c15ull;
+
+uint32_t bench_random(void)
+{
+	rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+	return (uint32_t)(rng >> 32);
+}
+
+void bench_random_params(struct nn_params *p)
+{
+	for (int i = 0; i < p->n; i++) {
+		const char *name = p->items[i].name;
+		size_t len = strlen(name);
+		if (p->items[i].ndim == 1 && len > 7 && !strcmp(name + len - 7, ".weight"))
+			nn_param_init_const(p, i, 1.0f);
+		else
+			nn_param_init_normal(p, i, 0.02f, (uint64_t)i);
+	}
+}
+
+void bench_read_raw(const char *dir, const char *name, void *dst, size_t bytes)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		die("%s: cannot open", path);
+	if (fread(dst, 1, bytes, f) != bytes || fgetc(f) != EOF)
+		die("%s: not %zu bytes (made for another config?)", path, bytes);
+	fclose(f);
 }

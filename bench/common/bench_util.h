@@ -1,7 +1,11 @@
-/* What the benchmark programs share: a clock, repeated timing, and the
- * machine's sgemm peak that results are reported against. */
+/* What the benchmark programs share: a clock, repeated timing, the
+ * machine's sgemm peak that results are reported against, their options,
+ * inputs and check data (the per-op timing of --breakdown is op_timing.h). */
 #ifndef KNND_BENCH_UTIL_H
 #define KNND_BENCH_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
 
 double bench_now(void); /* seconds */
 
@@ -24,5 +28,22 @@ double bench_time_ms(void (*run)(void *ctx), void *ctx, int warmup, int runs, do
  * each a single-threaded cblas_sgemm (how the CPU backend runs products).
  * On a shared machine the two vary; the larger is the ceiling. */
 double bench_sgemm_peak(void);
+
+/* Removes "--name VALUE" or "--name=VALUE" from argv and returns VALUE
+ * (NULL if absent): a program's own options, taken before
+ * bench_parse_options sees the rest. */
+const char *bench_take_option(int *argc, char **argv, const char *name);
+
+/* The inputs' random numbers: one fixed sequence per run of a program. */
+uint32_t bench_random(void);
+
+/* Random weights for timing: every norm scale (a 1-D ".weight") 1, every
+ * other tensor normal with std 0.02, seeded by its index. */
+struct nn_params;
+void bench_random_params(struct nn_params *p);
+
+/* Reads DIR/NAME, which must hold exactly `bytes` bytes (PyTorch's side
+ * wrote it), into dst; dies otherwise. */
+void bench_read_raw(const char *dir, const char *name, void *dst, size_t bytes);
 
 #endif

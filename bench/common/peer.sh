@@ -1,10 +1,12 @@
 # What the benchmarks against PyTorch share (bench/clip_towers.sh,
-# bench/nn_blocks.sh, bench/vq_codec.sh): our C program and a PyTorch script
-# timing the same work, in turns, in one invocation. Sourced, after setting
+# bench/diffuse_bench.sh, bench/nn_blocks.sh, bench/vq_codec.sh): our C
+# program and a PyTorch script timing the same work, in turns, in one
+# invocation. Sourced, after setting
 #   NAME            our program in KNND_BENCH_BIN, and the prefix of messages
 #   TORCH_SCRIPT    PyTorch's side, a script in bench/
 #   DEFAULT_RUNS, DEFAULT_WARMUP   (BENCH_RUNS, BENCH_WARMUP)
-#   DEFAULT_THREADS (BENCH_THREADS: one thread count, or a list for peer_rounds)
+#   DEFAULT_THREADS (BENCH_THREADS: one thread count, or a list for
+#                   peer_each_thread_count)
 # It reads the settings every such benchmark takes: BENCH_ROUNDS (2),
 # BENCH_ONLY, BENCH_BREAKDOWN, KNND_BENCH_BIN (build/release/bench) and
 # KNND_PYTHON (/usr/bin/python3, which has torch), and sets
@@ -63,10 +65,59 @@ peer_rounds() {
 	done
 }
 
+# peer_table KEY_FIELDS PROGRAM: runs the awk PROGRAM that prints the
+# script's table from all rounds' output, ours ($tmp/ours, file 1) and then
+# PyTorch's ($tmp/torch, file 2), after rules that keep each side's best
+# time per case: a result line's case (key) is its fields 2 to
+# KEY_FIELDS + 1, and its best ms the next field. PROGRAM sees have_torch,
+# file, key, ours[key] and torch[key] (the best ms so far), order[1..n]
+# (ours' keys as they first came) and better (the line is the best so far
+# of its side).
+peer_table() {
+	awk -v have_torch="$have_torch" -v key_fields="$1" '
+	FNR == 1 { file++ }
+	/^result / {
+		key = $2
+		for (i = 3; i <= key_fields + 1; i++)
+			key = key " " $i
+		ms = $(key_fields + 2) + 0
+		if (file == 1) {
+			if (!(key in ours)) order[++n] = key
+			better = !(key in ours) || ms < ours[key]
+			if (better) ours[key] = ms
+		} else {
+			better = !(key in torch) || ms < torch[key]
+			if (better) torch[key] = ms
+		}
+	}'"$2" "$tmp/ours" "$tmp/torch"
+}
+
+# peer_torch_model OPTION...: where torch is here, PyTorch's script writes
+# the weights both sides then run (its parameter names, the config in the
+# metadata) and the check data, made with OPTION...; ours loads them and
+# checks itself against PyTorch's results. Without torch nothing changes.
+peer_torch_model() {
+	[ "$have_torch" = 1 ] || return 0
+	"$PY" "$root/bench/$TORCH_SCRIPT" --write "$tmp/model" "$@" | sed 's/^# \{0,1\}/torch: /' ||
+		fail "bench/$TORCH_SCRIPT --write failed"
+	ours_opts+=(--model "$tmp/model/model.safetensors" --check "$tmp/model")
+	torch_opts+=(--model "$tmp/model/model.safetensors")
+}
+
 # peer_notes: the readable ("#") lines of the last round, each side's.
 peer_notes() {
 	grep '^#' "$tmp/ours.$ROUNDS" | sed 's/^# \{0,1\}/ours:  /'
 	[ "$have_torch" = 0 ] || grep '^#' "$tmp/torch.$ROUNDS" | sed 's/^# \{0,1\}/torch: /'
+}
+
+# peer_each_thread_count: peer_rounds and then peer_notes for each thread
+# count in THREADS.
+peer_each_thread_count() {
+	local threads
+	for threads in $THREADS; do
+		peer_rounds "$threads"
+		peer_notes
+	done
 }
 
 : >"$tmp/ours"
