@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/tool.h"
+#include "image/image_set.h"
 #include "judge/judge_model.h"
 #include "judge/judge_train.h"
 #include "nn/checkpoint.h"
@@ -210,34 +211,32 @@ struct val_set {
 	int n;
 };
 
+/* What reading the held-out set needs per record. */
+struct val_reader {
+	struct val_set *v;
+	const struct judge_config *c;
+};
+
+static int val_record(void *ctx, const struct record *r, const struct image *view, int i, float *out)
+{
+	struct val_reader *vr = ctx;
+	int label, lr = judge_record_label(r, vr->c->classes, &label);
+	if (lr != 0)
+		return lr < 0 ? -1 : errorf("no 'label'");
+	if (judge_input_from_image(vr->c, view, out) < 0)
+		return -1;
+	vr->v->labels = xrealloc(vr->v->labels, (size_t)(i + 1) * sizeof *vr->v->labels);
+	vr->v->labels[i] = label;
+	return 0;
+}
+
 static void val_read(struct val_set *v, const struct options *o, const struct judge_config *c)
 {
-	struct ts_reader *rd = ts_open(o->run.val);
-	if (!rd)
-		die("%s", error_message());
+	struct val_reader vr = { v, c };
 	size_t per = (size_t)c->channels * c->image_size * c->image_size;
-	struct record r = RECORD_INIT;
-	int rc = 0;
-	while (v->n < o->run.val_count && (rc = ts_read(rd, &r)) > 0) {
-		long long index = (long long)ts_record_index(rd);
-		struct image view;
-		int label, lr;
-		if (image_from_record(&r, "image", &view) < 0 || (lr = judge_record_label(&r, c->classes, &label)) < 0)
-			die("%s: record %lld: %s", o->run.val, index, error_message());
-		if (lr > 0)
-			die("%s: record %lld: no 'label'", o->run.val, index);
-		v->x = xrealloc(v->x, (size_t)(v->n + 1) * per * sizeof *v->x);
-		v->labels = xrealloc(v->labels, (size_t)(v->n + 1) * sizeof *v->labels);
-		if (judge_input_from_image(c, &view, v->x + v->n * per) < 0)
-			die("%s: record %lld: %s", o->run.val, index, error_message());
-		v->labels[v->n++] = label;
-	}
-	if (rc < 0)
+	v->n = image_set_read(o->run.val, o->run.val_count, per, val_record, &vr, &v->x);
+	if (v->n < 0)
 		die("%s", error_message());
-	if (v->n == 0)
-		die("%s: no image records", o->run.val);
-	record_free(&r);
-	ts_close(rd);
 }
 
 /* The fraction of the held-out set the model classifies right. */
@@ -297,14 +296,11 @@ static void save(struct judge_trainer *t, const struct options *o, const struct 
 {
 	struct nn_train_position pos = { .rng_seed = o->run.seed, .rng_offset = (uint64_t)sh->draws,
 	                                 .data_pos = sh->draws };
-	char *model = judge_config_json(&t->m->cfg), train[256];
+	char train[256];
 	train_options_json(o, train, sizeof train);
-	char *json = xmalloc(strlen(model) + strlen(train) + 8), *end = strrchr(model, '}');
-	*end = 0;
-	sprintf(json, "%s, %s}", model, train);
+	char *json = nn_train_config_json(judge_config_json(&t->m->cfg), train);
 	if (nn_checkpoint_save(o->model, &t->m->params, &t->opt, &pos, json) < 0)
 		die("%s", error_message());
-	free(model);
 	free(json);
 }
 
@@ -314,12 +310,9 @@ static void check_resume(const struct options *o, const struct judge_config *c)
 	struct st_file *f = st_open(o->model);
 	if (!f)
 		die("%s", error_message());
-	const char *config = st_metadata(f, "config");
 	char train[256];
 	train_options_json(o, train, sizeof train);
-	if (!config || !strstr(config, train))
-		die("%s: --batch, --buffer or --shift differ from the run's (%s)", o->model,
-		    config && strstr(config, "\"train\"") ? strstr(config, "\"train\"") : "not recorded");
+	nn_train_check_resume(o->model, st_metadata(f, "config"), train, "--batch, --buffer or --shift");
 	st_close(f);
 	const struct { const char *opt; int want, have; } items[] = {
 		{ "--classes", o->arch.classes, c->classes }, { "--channels", o->arch.channels, c->channels },
@@ -344,8 +337,7 @@ static int run_train(struct options *o)
 		if (judge_trainer_init(&t, &m, &o->run.optim) < 0)
 			die("%s", error_message());
 		if (nn_checkpoint_load(o->model, &m.params, &t.opt, &pos, 0) < 0)
-			die("%s%s", error_message(), strstr(error_message(), "trained with") ?
-			    " (a resumed run needs the options it was started with)" : "");
+			nn_train_resume_failed();
 		o->run.seed = pos.rng_seed;
 	}
 	struct label_check lc = { .classes = o->run.resume ? m.cfg.classes : o->arch.classes,
@@ -387,7 +379,7 @@ static int run_train(struct options *o)
 	struct record drawn = RECORD_INIT;
 	struct report r = { .start = omp_get_wtime(), .start_step = t.opt.step };
 	int64_t this_run = 0, saved_at = t.opt.step;
-	while (t.opt.step < o->steps && (!o->run.stop_after || this_run < o->run.stop_after)) {
+	while (nn_train_more(&o->run, t.opt.step, o->steps, this_run)) {
 		for (int b = 0; b < B; b++) {
 			struct image view;
 			uint64_t draw = (uint64_t)sh.draws;
@@ -410,9 +402,9 @@ static int run_train(struct options *o)
 		r.right += right;
 		r.seen += B;
 		this_run++;
-		if (o->run.progress_every && t.opt.step % o->run.progress_every == 0)
+		if (nn_train_due(o->run.progress_every, t.opt.step))
 			report_print(&r, &t, &val, o);
-		if (o->run.save_every && t.opt.step % o->run.save_every == 0) {
+		if (nn_train_due(o->run.save_every, t.opt.step)) {
 			save(&t, o, &sh);
 			saved_at = t.opt.step;
 		}

@@ -2,7 +2,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <omp.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,8 +10,8 @@
 
 #include "clip/clip_encode_batch.h"
 #include "clip/clip_model.h"
+#include "clip/clip_tool.h"
 #include "core/tool.h"
-#include "nn/ops.h"
 #include "stream/record_batch.h"
 #include "stream/stream.h"
 #include "text/clip_tokenizer.h"
@@ -61,13 +60,11 @@ static const char help[] =
 	"  img-read --keep-alpha photos/*.png | clip-embed -m ViT-B-32.safetensors --image > emb.ts\n"
 	"  printf 'a dog\\na cat\\n' | clip-embed -m ViT-B-32.safetensors --text | ts-cat\n";
 
-enum { OPT_HEADS_TEXT = 256, OPT_HEADS_VISION, OPT_BACKEND };
+enum { OPT_HEADS_TEXT = 256, OPT_HEADS_VISION };
 
 struct options {
-	const char *model, *vocab, *backend;
-	struct clip_config_options cfg;
-	bool image, text, lines, keep_raw, progress;
-	int batch, threads;
+	struct clip_tool_options clip;
+	bool image, text, lines, keep_raw;
 };
 
 /* The work of one run, shared by the batch callbacks. */
@@ -195,39 +192,32 @@ static int read_text_files(struct record_batch *b, int nfiles, char **files, boo
 static void parse_options(int argc, char **argv, struct options *o)
 {
 	static const struct option opts[] = {
-		{ "help", 0, 0, 'h' },         { "version", 0, 0, 'V' },     { "model", 1, 0, 'm' },
-		{ "config", 1, 0, 'c' },       { "vocab", 1, 0, 'v' },       { "image", 0, 0, 'i' },
-		{ "text", 0, 0, 'T' },         { "lines", 0, 0, 'l' },       { "keep-raw", 0, 0, 'r' },
-		{ "batch", 1, 0, 'b' },        { "threads", 1, 0, 't' },     { "progress", 0, 0, 'p' },
-		{ "heads-text", 1, 0, OPT_HEADS_TEXT }, { "heads-vision", 1, 0, OPT_HEADS_VISION },
-		{ "backend", 1, 0, OPT_BACKEND }, { 0 },
+		{ "help", 0, 0, 'h' },   { "version", 0, 0, 'V' },  { "image", 0, 0, 'i' },
+		{ "text", 0, 0, 'T' },   { "lines", 0, 0, 'l' },    { "keep-raw", 0, 0, 'r' },
+		CLIP_TOOL_LONGOPTS,      { "heads-text", 1, 0, OPT_HEADS_TEXT },
+		{ "heads-vision", 1, 0, OPT_HEADS_VISION }, { 0 },
 	};
-	*o = (struct options){ .batch = 32, .backend = "cpu", .progress = isatty(2) };
+	*o = (struct options){ 0 };
+	clip_tool_options_defaults(&o->clip);
 	int c;
 	while ((c = getopt_long(argc, argv, "hVm:c:v:lrb:t:p", opts, NULL)) != -1) {
-		if (tool_common_option(c, help))
+		if (tool_common_option(c, help) || clip_tool_option(c, optarg, &o->clip))
 			continue;
 		switch (c) {
-		case 'm': o->model = optarg; break;
-		case 'c': o->cfg.config_path = optarg; break;
-		case 'v': o->vocab = optarg; break;
 		case 'i': o->image = true; break;
 		case 'T': o->text = true; break;
 		case 'l': o->lines = true; break;
 		case 'r': o->keep_raw = true; break;
-		case 'b': o->batch = (int)parse_int_option("--batch", optarg, 1, 4096); break;
-		case 't': o->threads = (int)parse_int_option("--threads", optarg, 1, 1024); break;
-		case 'p': o->progress = true; break;
-		case OPT_HEADS_TEXT: o->cfg.heads_text = (int)parse_int_option("--heads-text", optarg, 1, 4096); break;
-		case OPT_HEADS_VISION:
-			o->cfg.heads_vision = (int)parse_int_option("--heads-vision", optarg, 1, 4096);
+		case OPT_HEADS_TEXT:
+			o->clip.cfg.heads_text = (int)parse_int_option("--heads-text", optarg, 1, 4096);
 			break;
-		case OPT_BACKEND: o->backend = optarg; break;
+		case OPT_HEADS_VISION:
+			o->clip.cfg.heads_vision = (int)parse_int_option("--heads-vision", optarg, 1, 4096);
+			break;
 		default: usage_error("unknown option");
 		}
 	}
-	if (!o->model)
-		usage_error("no model: give --model PATH");
+	clip_tool_options_finish(&o->clip);
 	if (o->image == o->text)
 		usage_error("give exactly one of --image and --text");
 	if (o->lines && !o->text)
@@ -239,26 +229,19 @@ int main(int argc, char **argv)
 	tool_init("clip-embed", argc, argv, help);
 	struct options o;
 	parse_options(argc, argv, &o);
-	if (nn_use_backend(o.backend) < 0)
-		usage_error("--backend: %s", error_message());
-	if (o.threads)
-		omp_set_num_threads(o.threads);
-
 	struct embedder e = { .o = &o };
-	if (clip_model_load(&e.model, o.model, &o.cfg) < 0)
-		die("%s", error_message());
+	clip_tool_load(&o.clip, &e.model, o.text ? &e.tok : NULL);
 	const struct clip_config *c = &e.model.cfg;
-	if (o.text && !(e.tok = clip_tokenizer_for_model(o.model, o.vocab, c)))
-		die("%s", error_message());
-	e.features = xmalloc((size_t)o.batch * c->embed_dim * sizeof *e.features);
+	int batch = o.clip.batch;
+	e.features = xmalloc((size_t)batch * c->embed_dim * sizeof *e.features);
 	if (o.image)
-		e.inputs = xmalloc((size_t)o.batch * 3 * c->resolution * c->resolution * sizeof *e.inputs);
+		e.inputs = xmalloc((size_t)batch * 3 * c->resolution * c->resolution * sizeof *e.inputs);
 	else
-		e.ids = xmalloc((size_t)o.batch * c->context * sizeof *e.ids);
+		e.ids = xmalloc((size_t)batch * c->context * sizeof *e.ids);
 
 	struct ts_writer *out = ts_writer_fd(1, "stdout");
 	struct record_batch b;
-	record_batch_init(&b, o.batch, out, o.progress);
+	record_batch_init(&b, batch, out, o.clip.progress);
 	b.run = embed_batch;
 	b.ctx = &e;
 	int nfiles = argc - optind;

@@ -1,15 +1,13 @@
 /* clip-score: the CLIP cosine between each record's image and its text. */
 #include <getopt.h>
-#include <omp.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 #include "clip/clip_encode_batch.h"
 #include "clip/clip_model.h"
+#include "clip/clip_tool.h"
 #include "core/tool.h"
-#include "nn/ops.h"
 #include "stream/record_batch.h"
 #include "stream/stream.h"
 
@@ -40,13 +38,9 @@ static const char help[] =
 	"  diffuse sample ... | vq-decode -m vqgan.safetensors |\n"
 	"    clip-score -m judge-clip.safetensors | ts-mean clip_score\n";
 
-enum { OPT_BACKEND = 256 };
-
 struct options {
-	const char *model, *vocab, *field, *backend;
-	struct clip_config_options cfg;
-	bool progress;
-	int batch, threads;
+	struct clip_tool_options clip;
+	const char *field;
 };
 
 /* The work of one run, shared by the batch callback. */
@@ -83,30 +77,20 @@ static int score_batch(void *ctx, struct record_batch *b)
 static void parse_options(int argc, char **argv, struct options *o)
 {
 	static const struct option opts[] = {
-		{ "help", 0, 0, 'h' },    { "version", 0, 0, 'V' }, { "model", 1, 0, 'm' },
-		{ "config", 1, 0, 'c' },  { "vocab", 1, 0, 'v' },   { "field", 1, 0, 'f' },
-		{ "batch", 1, 0, 'b' },   { "threads", 1, 0, 't' }, { "progress", 0, 0, 'p' },
-		{ "backend", 1, 0, OPT_BACKEND }, { 0 },
+		{ "help", 0, 0, 'h' }, { "version", 0, 0, 'V' }, { "field", 1, 0, 'f' }, CLIP_TOOL_LONGOPTS, { 0 },
 	};
-	*o = (struct options){ .batch = 32, .field = "clip_score", .backend = "cpu", .progress = isatty(2) };
+	*o = (struct options){ .field = "clip_score" };
+	clip_tool_options_defaults(&o->clip);
 	int c;
 	while ((c = getopt_long(argc, argv, "hVm:c:v:f:b:t:p", opts, NULL)) != -1) {
-		if (tool_common_option(c, help))
+		if (tool_common_option(c, help) || clip_tool_option(c, optarg, &o->clip))
 			continue;
 		switch (c) {
-		case 'm': o->model = optarg; break;
-		case 'c': o->cfg.config_path = optarg; break;
-		case 'v': o->vocab = optarg; break;
 		case 'f': o->field = optarg; break;
-		case 'b': o->batch = (int)parse_int_option("--batch", optarg, 1, 4096); break;
-		case 't': o->threads = (int)parse_int_option("--threads", optarg, 1, 1024); break;
-		case 'p': o->progress = true; break;
-		case OPT_BACKEND: o->backend = optarg; break;
 		default: usage_error("unknown option");
 		}
 	}
-	if (!o->model)
-		usage_error("no model: give --model PATH");
+	clip_tool_options_finish(&o->clip);
 	if (!*o->field)
 		usage_error("--field: empty name");
 }
@@ -116,24 +100,16 @@ int main(int argc, char **argv)
 	tool_init("clip-score", argc, argv, help);
 	struct options o;
 	parse_options(argc, argv, &o);
-	if (nn_use_backend(o.backend) < 0)
-		usage_error("--backend: %s", error_message());
-	if (o.threads)
-		omp_set_num_threads(o.threads);
-
 	struct scorer s = { .o = &o };
-	if (clip_model_load(&s.model, o.model, &o.cfg) < 0)
-		die("%s", error_message());
+	clip_tool_load(&o.clip, &s.model, &s.tok);
 	const struct clip_config *c = &s.model.cfg;
-	s.tok = clip_tokenizer_for_model(o.model, o.vocab, c);
-	if (!s.tok)
-		die("%s", error_message());
-	s.pixels = xmalloc((size_t)o.batch * 3 * c->resolution * c->resolution * sizeof *s.pixels);
-	s.ids = xmalloc((size_t)o.batch * c->context * sizeof *s.ids);
-	s.image_emb = xmalloc((size_t)o.batch * c->embed_dim * sizeof *s.image_emb);
-	s.text_emb = xmalloc((size_t)o.batch * c->embed_dim * sizeof *s.text_emb);
+	int batch = o.clip.batch;
+	s.pixels = xmalloc((size_t)batch * 3 * c->resolution * c->resolution * sizeof *s.pixels);
+	s.ids = xmalloc((size_t)batch * c->context * sizeof *s.ids);
+	s.image_emb = xmalloc((size_t)batch * c->embed_dim * sizeof *s.image_emb);
+	s.text_emb = xmalloc((size_t)batch * c->embed_dim * sizeof *s.text_emb);
 
-	if (record_batch_filter(o.batch, o.progress, NULL, score_batch, &s, argc - optind, argv + optind) < 0)
+	if (record_batch_filter(batch, o.clip.progress, NULL, score_batch, &s, argc - optind, argv + optind) < 0)
 		die("%s", error_message());
 	free(s.pixels);
 	free(s.ids);

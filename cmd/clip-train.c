@@ -369,11 +369,9 @@ static char *resume_model(const struct options *o, struct clip_model *m, struct 
 	const char *merges = st_metadata(f, CLIP_TOKENIZER_METADATA_KEY);
 	char *copy = merges ? xstrdup(merges) : NULL;
 	char train[512];
-	const char *config = st_metadata(f, "config");
 	train_options_json(o, train, sizeof train);
-	if (!config || !strstr(config, train))
-		die("%s: --batch, --buffer, --no-augment, --crop-min or --flip differ from the run's (%s)", o->out,
-		    config && strstr(config, "\"train\"") ? strstr(config, "\"train\"") : "not recorded");
+	nn_train_check_resume(o->out, st_metadata(f, "config"), train,
+	                      "--batch, --buffer, --no-augment, --crop-min or --flip");
 	st_close(f);
 	clip_model_init_trainable(m, cfg);
 	return copy;
@@ -438,8 +436,7 @@ int main(int argc, char **argv)
 		if (clip_trainer_init(&t, &m, &o.run.optim) < 0)
 			die("%s", error_message());
 		if (nn_checkpoint_load(o.out, &m.params, &t.opt, &pos, 0) < 0)
-			die("%s%s", error_message(), strstr(error_message(), "trained with") ?
-			    " (a resumed run needs the options it was started with)" : "");
+			nn_train_resume_failed();
 	} else if (!o.vocab) {
 		int64_t n;
 		merges = learn_merges(&src, o.merges, &n);
@@ -484,7 +481,7 @@ int main(int argc, char **argv)
 		die("%s: cannot open: %m", o.run.log);
 	struct clip_retrieval ret;
 	int64_t this_run = 0, saved_at = t.opt.step;
-	while (t.opt.step < o.steps && (!o.run.stop_after || this_run < o.run.stop_after)) {
+	while (nn_train_more(&o.run, t.opt.step, o.steps, this_run)) {
 		for (int b = 0; b < B; b++) {
 			if (record_shuffle_draw(&sh, &batch[b], NULL) < 0)
 				die("%s", error_message());
@@ -504,12 +501,12 @@ int main(int argc, char **argv)
 		r.n++;
 		this_run++;
 		bool at_end = t.opt.step == o.steps;
-		bool do_val = o.run.val && (at_end || (o.val_every && t.opt.step % o.val_every == 0));
+		bool do_val = o.run.val && (at_end || nn_train_due(o.val_every, t.opt.step));
 		if (do_val)
 			val_run(&val, &m, B, &ret);
-		if (do_val || (o.run.progress_every && t.opt.step % o.run.progress_every == 0))
+		if (do_val || nn_train_due(o.run.progress_every, t.opt.step))
 			report(&r, &t, &o, do_val ? &ret : NULL);
-		if (o.run.save_every && t.opt.step % o.run.save_every == 0) {
+		if (nn_train_due(o.run.save_every, t.opt.step)) {
 			save(&t, &o, &sh, pos.rng_seed, merges);
 			saved_at = t.opt.step;
 		}

@@ -276,15 +276,11 @@ static void save(const struct diffuse_trainer *t, const struct options *o, const
 {
 	struct nn_train_position pos = { .rng_seed = t->cfg.seed, .rng_offset = (uint64_t)t->opt.step,
 	                                 .data_pos = sh->draws };
-	char *model = dtx_config_json(&t->m->cfg), train[512];
+	char train[512];
 	train_options_json(o, train, sizeof train);
-	/* the model's JSON object, with the training options added */
-	char *json = xmalloc(strlen(model) + strlen(train) + 8), *end = strrchr(model, '}');
-	*end = 0;
-	sprintf(json, "%s, %s}", model, train);
+	char *json = nn_train_config_json(dtx_config_json(&t->m->cfg), train);
 	if (nn_checkpoint_save(o->model, &t->m->params, &t->opt, &pos, json) < 0)
 		die("%s", error_message());
-	free(model);
 	free(json);
 }
 
@@ -294,12 +290,10 @@ static void check_resume_options(const struct options *o)
 	struct st_file *f = st_open(o->model);
 	if (!f)
 		die("%s", error_message());
-	const char *config = st_metadata(f, "config");
 	char train[512];
 	train_options_json(o, train, sizeof train);
-	if (!config || !strstr(config, train))
-		die("%s: --batch, --buffer, -k, --no-knn, --cond-drop or --aux-weight differ from the run's (%s)",
-		    o->model, config && strstr(config, "\"train\"") ? strstr(config, "\"train\"") : "not recorded");
+	nn_train_check_resume(o->model, st_metadata(f, "config"), train,
+	                      "--batch, --buffer, -k, --no-knn, --cond-drop or --aux-weight");
 	st_close(f);
 }
 
@@ -322,8 +316,7 @@ static int run_train(struct options *o)
 			die("%s", error_message());
 		struct nn_train_position pos;
 		if (nn_checkpoint_load(o->model, &m.params, &t.opt, &pos, 0) < 0)
-			die("%s%s", error_message(), strstr(error_message(), "trained with") ?
-			    " (a resumed run needs the options it was started with)" : "");
+			nn_train_resume_failed();
 		t.cfg.seed = pos.rng_seed;
 		resume_draws = pos.data_pos;
 	}
@@ -354,7 +347,7 @@ static int run_train(struct options *o)
 	uint8_t *valid = xmalloc((size_t)B * S);
 	struct record drawn = RECORD_INIT;
 	int64_t this_run = 0, saved_at = t.opt.step;
-	while (t.opt.step < o->steps && (!o->run.stop_after || this_run < o->run.stop_after)) {
+	while (nn_train_more(&o->run, t.opt.step, o->steps, this_run)) {
 		for (int b = 0; b < B; b++) {
 			if (record_shuffle_draw(&sh, &drawn, NULL) < 0)
 				die("%s", error_message());
@@ -370,9 +363,9 @@ static int run_train(struct options *o)
 		r.loss_sum += loss;
 		r.n++;
 		this_run++;
-		if (o->run.progress_every && t.opt.step % o->run.progress_every == 0)
+		if (nn_train_due(o->run.progress_every, t.opt.step))
 			report_print(&r, &t, o);
-		if (o->run.save_every && t.opt.step % o->run.save_every == 0) {
+		if (nn_train_due(o->run.save_every, t.opt.step)) {
 			save(&t, o, &sh);
 			saved_at = t.opt.step;
 		}

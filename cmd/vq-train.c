@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/tool.h"
+#include "image/image_set.h"
 #include "nn/optim.h"
 #include "nn/checkpoint.h"
 #include "nn/ops.h"
@@ -360,33 +361,28 @@ struct val_set {
 	int64_t *counts;
 };
 
+/* What reading the held-out set needs per record. */
+struct val_reader {
+	int channels, side, resize;
+};
+
+static int val_record(void *ctx, const struct record *r, const struct image *view, int i, float *out)
+{
+	(void)r;
+	(void)i;
+	const struct val_reader *vr = ctx;
+	if (!vr->resize && (view->width != vr->side || view->height != vr->side))
+		return errorf("image %dx%d, the training images are %dx%d (see --resize)", view->width, view->height,
+		              vr->side, vr->side);
+	return vqgan_input_from_image(view, vr->channels, vr->resize, out);
+}
+
 static void val_read(struct val_set *v, const struct options *o, int channels, int side)
 {
-	struct ts_reader *rd = ts_open(o->run.val);
-	if (!rd)
+	struct val_reader vr = { .channels = channels, .side = side, .resize = o->resize };
+	v->n = image_set_read(o->run.val, o->run.val_count, (size_t)channels * side * side, val_record, &vr, &v->x);
+	if (v->n < 0)
 		die("%s", error_message());
-	size_t per = (size_t)channels * side * side;
-	struct record r = RECORD_INIT;
-	int rc = 0;
-	while (v->n < o->run.val_count && (rc = ts_read(rd, &r)) > 0) {
-		struct image view;
-		long long index = (long long)ts_record_index(rd);
-		if (image_from_record(&r, "image", &view) < 0)
-			die("%s: record %lld: %s", o->run.val, index, error_message());
-		if (!o->resize && (view.width != side || view.height != side))
-			die("%s: record %lld: image %dx%d, the training images are %dx%d (see --resize)", o->run.val, index,
-			    view.width, view.height, side, side);
-		v->x = xrealloc(v->x, (size_t)(v->n + 1) * per * sizeof *v->x);
-		if (vqgan_input_from_image(&view, channels, o->resize, v->x + v->n * per) < 0)
-			die("%s: record %lld: %s", o->run.val, index, error_message());
-		v->n++;
-	}
-	if (rc < 0)
-		die("%s", error_message());
-	if (v->n == 0)
-		die("%s: no image records", o->run.val);
-	record_free(&r);
-	ts_close(rd);
 }
 
 /* PSNR and codebook use of the model on the held-out set. */
@@ -591,8 +587,7 @@ int main(int argc, char **argv)
 	if (o.run.resume) {
 		struct nn_train_position pos;
 		if (vqgan_trainer_load(&t, o.out, &pos, dm.meta, 4) < 0)
-			die("%s%s", error_message(), strstr(error_message(), "trained with") ?
-			    " (a resumed run needs the options it was started with)" : "");
+			nn_train_resume_failed();
 		if (record_shuffle_skip(&sh, pos.data_pos) < 0)
 			die("%s", error_message());
 	}
@@ -612,7 +607,7 @@ int main(int argc, char **argv)
 	float *x = xmalloc((size_t)B * per * sizeof *x);
 	struct record drawn = RECORD_INIT;
 	int64_t this_run = 0, saved_at = t.opt.step;
-	while (t.opt.step < o.steps && (!o.run.stop_after || this_run < o.run.stop_after)) {
+	while (nn_train_more(&o.run, t.opt.step, o.steps, this_run)) {
 		for (int b = 0; b < B; b++)
 			if (draw_image(&sh, &drawn, m.cfg.in_channels, o.resize, side, o.flip, x + b * per) < 0)
 				die("%s", error_message());
@@ -622,9 +617,9 @@ int main(int argc, char **argv)
 		report_add(&r, &s);
 		this_run++;
 		int64_t step = t.opt.step;
-		if (o.run.progress_every && step % o.run.progress_every == 0)
+		if (nn_train_due(o.run.progress_every, step))
 			report_print(&r, &t, &val, &o, side);
-		if (o.run.save_every && step % o.run.save_every == 0) {
+		if (nn_train_due(o.run.save_every, step)) {
 			save(&t, &o, &sh, &dm);
 			saved_at = step;
 		}

@@ -13,7 +13,6 @@
 #include "nn/layers/layer.h"
 #include "nn/model_file.h"
 #include "nn/ops.h"
-#include "stream/json.h"
 #include "stream/msgpack.h"
 
 /* Bounds that keep every product of sizes (B * L * width, K * L, ...) far
@@ -80,16 +79,11 @@ int dtx_config_check(const struct dtx_config *c)
 int dtx_config_from_json(struct dtx_config *c, const char *json)
 {
 	memset(c, 0, sizeof *c);
-	struct mp_buf mp = {0};
-	int rc = -1;
-	if (json_to_msgpack(json, strlen(json), &mp) < 0)
-		goto out;
+	struct mp_buf mp;
+	if (nn_model_config_map(json, &mp) < 0)
+		return -1;
 	const uint8_t *top = mp.data, *end = mp.data + mp.len;
-	struct mp_header h;
-	if (mp_decode_header(top, mp.len, &h) <= 0 || h.type != MP_MAP) {
-		errorf("not a JSON object");
-		goto out;
-	}
+	int rc = -1;
 	c->mlp_hidden = -1;
 	if (mp_map_int(top, end, "K", &c->K, 1) < 0 || mp_map_int(top, end, "h", &c->h, 1) < 0 ||
 	    mp_map_int(top, end, "w", &c->w, 1) < 0 || mp_map_int(top, end, "width", &c->width, 1) < 0 ||

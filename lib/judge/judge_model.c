@@ -8,7 +8,6 @@
 #include "core/tool.h"
 #include "nn/model_file.h"
 #include "nn/ops.h"
-#include "stream/json.h"
 #include "stream/msgpack.h"
 #include "vqgan/vqgan_io.h"
 
@@ -46,20 +45,14 @@ int judge_pool_side(const struct judge_config *c)
 	return ((c->image_size + 1) / 2 + 1) / 2;
 }
 
-/* The non-negative integer at key in the msgpack map at map..end. */
 int judge_config_from_json(struct judge_config *c, const char *json)
 {
 	memset(c, 0, sizeof *c);
-	struct mp_buf mp = { 0 };
-	int rc = -1;
-	if (json_to_msgpack(json, strlen(json), &mp) < 0)
-		goto out;
+	struct mp_buf mp;
+	if (nn_model_config_map(json, &mp) < 0)
+		return -1;
 	const uint8_t *top = mp.data, *end = mp.data + mp.len;
-	struct mp_header h;
-	if (mp_decode_header(top, mp.len, &h) <= 0 || h.type != MP_MAP) {
-		errorf("not a JSON object");
-		goto out;
-	}
+	int rc = -1;
 	c->pool = 1; /* absent: global pooling */
 	if (mp_map_int(top, end, "classes", &c->classes, 1) < 0 || mp_map_int(top, end, "channels", &c->channels, 1) < 0 ||
 	    mp_map_int(top, end, "image_size", &c->image_size, 1) < 0 || mp_map_int(top, end, "width", &c->width, 1) < 0 ||

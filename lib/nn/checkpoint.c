@@ -234,17 +234,21 @@ int nn_params_save(const char *path, const struct nn_params *p, const struct st_
 
 /* ---- Checkpoints ---- */
 
-char *nn_checkpoint_state_path(const char *weights_path, int prev)
+char *nn_checkpoint_sibling_path(const char *weights_path, const char *suffix)
 {
 	const char *ext = ".safetensors";
 	size_t len = strlen(weights_path), elen = strlen(ext);
 	if (len >= elen && !strcmp(weights_path + len - elen, ext))
 		len -= elen;
-	const char *suffix = prev ? ".state.prev.safetensors" : ".state.safetensors";
 	size_t n = len + strlen(suffix) + 1;
 	char *s = xmalloc(n);
 	snprintf(s, n, "%.*s%s", (int)len, weights_path, suffix);
 	return s;
+}
+
+char *nn_checkpoint_state_path(const char *weights_path, int prev)
+{
+	return nn_checkpoint_sibling_path(weights_path, prev ? ".state.prev.safetensors" : ".state.safetensors");
 }
 
 /* The optimiser settings a resumed run must share with the saved one. */

@@ -69,4 +69,8 @@ int nn_checkpoint_load(const char *path, struct nn_params *p, struct nn_optim *o
  * suffix appended. Caller frees. */
 char *nn_checkpoint_state_path(const char *weights_path, int prev);
 
+/* A file beside the weights: weights_path without its ".safetensors", then
+ * suffix (".state.safetensors"). Caller frees. */
+char *nn_checkpoint_sibling_path(const char *weights_path, const char *suffix);
+
 #endif

@@ -1,7 +1,10 @@
 #include "nn/model_file.h"
 
+#include <string.h>
+
 #include "core/error.h"
 #include "nn/checkpoint.h"
+#include "stream/json.h"
 
 struct st_file *nn_model_file_open(const char *path, const char *kind, int (*parse)(void *config, const char *json),
                                    void *config)
@@ -27,4 +30,19 @@ int nn_model_file_load(struct nn_params *p, struct st_file *f, const char *path)
 		error_prefix("%s", path);
 	st_close(f);
 	return rc;
+}
+
+int nn_model_config_map(const char *json, struct mp_buf *mp)
+{
+	*mp = (struct mp_buf){ 0 };
+	if (json_to_msgpack(json, strlen(json), mp) < 0) {
+		mp_buf_free(mp);
+		return -1;
+	}
+	struct mp_header h;
+	if (mp_decode_header(mp->data, mp->len, &h) <= 0 || h.type != MP_MAP) {
+		mp_buf_free(mp);
+		return errorf("not a JSON object");
+	}
+	return 0;
 }

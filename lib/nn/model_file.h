@@ -12,6 +12,7 @@
 
 #include "nn/params.h"
 #include "nn/safetensors.h"
+#include "stream/msgpack.h"
 
 /* Opens path and parses its "config" with parse(config, json). kind names
  * what a file without one is not ("a judge model"). Returns the open file
@@ -22,5 +23,10 @@ struct st_file *nn_model_file_open(const char *path, const char *kind, int (*par
 /* Loads every parameter of p from f (all must be there, nothing else) and
  * closes f. Returns 0, or -1 with errorf naming path. */
 int nn_model_file_load(struct nn_params *p, struct st_file *f, const char *path);
+
+/* For the parse function: the config's JSON text as msgpack in mp, checked
+ * to be an object, whose members mp_map_int and its kin then read. Returns
+ * 0 (the caller frees mp), or -1 with errorf and mp left empty. */
+int nn_model_config_map(const char *json, struct mp_buf *mp);
 
 #endif

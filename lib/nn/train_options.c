@@ -1,5 +1,9 @@
 #include "nn/train_options.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "core/tool.h"
 
 /* Rates and weight decay: non-negative, and bounded so that a typo (5e4
@@ -56,4 +60,36 @@ void nn_train_options_finish(struct nn_train_options *t, int64_t steps, int min_
 	if (o->min_lr > o->lr)
 		usage_error("--min-lr must not exceed --lr");
 	o->decay_steps = steps;
+}
+
+bool nn_train_more(const struct nn_train_options *t, int64_t step, int64_t steps, int64_t this_run)
+{
+	return step < steps && (!t->stop_after || this_run < t->stop_after);
+}
+
+bool nn_train_due(int64_t every, int64_t step)
+{
+	return every && step % every == 0;
+}
+
+char *nn_train_config_json(char *model, const char *train)
+{
+	char *json = xmalloc(strlen(model) + strlen(train) + 8), *end = strrchr(model, '}');
+	*end = 0;
+	sprintf(json, "%s, %s}", model, train);
+	free(model);
+	return json;
+}
+
+void nn_train_check_resume(const char *path, const char *config, const char *train, const char *options)
+{
+	if (!config || !strstr(config, train))
+		die("%s: %s differ from the run's (%s)", path, options,
+		    config && strstr(config, "\"train\"") ? strstr(config, "\"train\"") : "not recorded");
+}
+
+noreturn void nn_train_resume_failed(void)
+{
+	die("%s%s", error_message(), strstr(error_message(), "trained with") ?
+	    " (a resumed run needs the options it was started with)" : "");
 }

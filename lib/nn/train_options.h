@@ -15,6 +15,7 @@
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdnoreturn.h>
 
 #include "nn/optim.h"
 
@@ -67,5 +68,31 @@ int nn_train_option(int c, const char *arg, struct nn_train_options *t);
  * the cosine decays over steps. Dies with a usage error if the warm-up is
  * not shorter than the run or --min-lr exceeds --lr. */
 void nn_train_options_finish(struct nn_train_options *t, int64_t steps, int min_lr_divisor);
+
+/* ---- the run ---- */
+
+/* Whether a run at step goes on: fewer than steps done, and fewer than
+ * --stop-after steps (this_run) in this invocation. */
+bool nn_train_more(const struct nn_train_options *t, int64_t step, int64_t steps, int64_t this_run);
+
+/* Whether step is one to report or save at (--progress-every,
+ * --save-every): a multiple of every, never when every is 0. */
+bool nn_train_due(int64_t every, int64_t step);
+
+/* ---- resuming ---- */
+
+/* The checkpoint's "config": the model's JSON object (model, freed here)
+ * with the member train ("\"train\": {...}") added, so that a resumed run
+ * can check the options it depends on. */
+char *nn_train_config_json(char *model, const char *train);
+
+/* Dies unless config (a checkpoint's "config" metadata, or NULL) records
+ * train: "PATH: OPTIONS differ from the run's (...)", options naming what
+ * train holds ("--batch, --buffer or --shift"). */
+void nn_train_check_resume(const char *path, const char *config, const char *train, const char *options);
+
+/* Dies with the message of a checkpoint that did not load for resuming,
+ * adding a hint when it was trained with other options. */
+noreturn void nn_train_resume_failed(void);
 
 #endif

@@ -542,15 +542,7 @@ int vqgan_trainer_step(struct vqgan_trainer *t, const float *x, int B, int H, in
 
 char *vqgan_trainer_state_path(const char *weights_path, int prev)
 {
-	const char *ext = ".safetensors";
-	size_t len = strlen(weights_path), elen = strlen(ext);
-	if (len >= elen && !strcmp(weights_path + len - elen, ext))
-		len -= elen;
-	const char *suffix = prev ? ".train.prev.safetensors" : ".train.safetensors";
-	size_t n = len + strlen(suffix) + 1;
-	char *s = xmalloc(n);
-	snprintf(s, n, "%.*s%s", (int)len, weights_path, suffix);
-	return s;
+	return nn_checkpoint_sibling_path(weights_path, prev ? ".train.prev.safetensors" : ".train.safetensors");
 }
 
 /* The options a resumed run must share with the saved one, as metadata. */
