@@ -92,7 +92,7 @@ enum {
 };
 
 struct options {
-	bool training, progress;
+	bool progress;
 	const char *model;
 	struct judge_config arch; /* 0: not given */
 	int batch, shift;
@@ -112,7 +112,7 @@ static void parse_options(int argc, char **argv, struct options *o, bool train)
 		{ "features", 1, 0, OPT_FEATURES }, { "pool", 1, 0, OPT_POOL }, { "shift", 1, 0, OPT_SHIFT },
 		NN_TRAIN_LONGOPTS, NN_TRAIN_LONGOPT_VAL, NN_TRAIN_LONGOPT_VAL_COUNT, { 0 },
 	};
-	*o = (struct options){ .training = train, .batch = train ? 32 : 64, .steps = 3000 };
+	*o = (struct options){ .batch = train ? 32 : 64, .steps = 3000 };
 	struct nn_train_options *run = &o->run;
 	nn_train_options_defaults(run);
 	run->buffer = 2048;
@@ -325,8 +325,10 @@ static void check_resume(const struct options *o, const struct judge_config *c)
 			    items[i].have);
 }
 
-static int run_train(struct options *o)
+static int run_train(int argc, char **argv)
 {
+	struct options opts, *o = &opts;
+	parse_options(argc, argv, o, true);
 	struct judge m;
 	struct judge_trainer t;
 	struct nn_train_position pos = { 0 };
@@ -479,8 +481,10 @@ static int apply_batch(void *ctx, struct record_batch *b)
 	return 0;
 }
 
-static int run_apply(struct options *o)
+static int run_apply(int argc, char **argv)
 {
+	struct options opts, *o = &opts;
+	parse_options(argc, argv, o, false);
 	struct applier e = { 0 };
 	if (judge_load(&e.m, o->model, 0) < 0)
 		die("%s", error_message());
@@ -497,10 +501,7 @@ static int run_apply(struct options *o)
 
 int main(int argc, char **argv)
 {
+	static const struct tool_command commands[] = { { "train", run_train }, { "apply", run_apply }, { 0 } };
 	tool_init("classify", argc, argv, help);
-	static const char *const commands[] = { "train", "apply", NULL };
-	const char *cmd = tool_subcommand(argc, argv, commands, help);
-	struct options o;
-	parse_options(argc - 1, argv + 1, &o, !strcmp(cmd, "train"));
-	return o.training ? run_train(&o) : run_apply(&o);
+	return tool_run_command(argc, argv, commands, help);
 }

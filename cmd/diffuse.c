@@ -297,8 +297,10 @@ static void check_resume_options(const struct options *o)
 	st_close(f);
 }
 
-static int run_train(struct options *o)
+static int run_train(int argc, char **argv)
 {
+	struct options opts, *o = &opts;
+	parse_options(argc, argv, o, true);
 	struct dtx m;
 	struct diffuse_trainer t;
 	/* k 0: as many neighbours as the first record has */
@@ -432,8 +434,10 @@ static int sample_batch(void *ctx, struct record_batch *b)
 	return 0;
 }
 
-static int run_sample(struct options *o)
+static int run_sample(int argc, char **argv)
 {
+	struct options opts, *o = &opts;
+	parse_options(argc, argv, o, false);
 	struct dtx m;
 	if (dtx_load(&m, o->model, 0) < 0)
 		die("%s", error_message());
@@ -468,10 +472,7 @@ static int run_sample(struct options *o)
 
 int main(int argc, char **argv)
 {
+	static const struct tool_command commands[] = { { "train", run_train }, { "sample", run_sample }, { 0 } };
 	tool_init("diffuse", argc, argv, help);
-	static const char *const commands[] = { "train", "sample", NULL };
-	const char *cmd = tool_subcommand(argc, argv, commands, help);
-	struct options o;
-	parse_options(argc - 1, argv + 1, &o, !strcmp(cmd, "train"));
-	return o.training ? run_train(&o) : run_sample(&o);
+	return tool_run_command(argc, argv, commands, help);
 }

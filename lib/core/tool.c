@@ -47,16 +47,16 @@ int tool_common_option(int opt, const char *help)
 }
 
 /* "a, b or c" */
-static void list_commands(const char *const commands[], char *buf, size_t size)
+static void list_commands(const struct tool_command commands[], char *buf, size_t size)
 {
 	size_t len = 0;
 	buf[0] = 0;
-	for (int i = 0; commands[i] && len < size; i++)
-		len += snprintf(buf + len, size - len, "%s%s", i == 0 ? "" : commands[i + 1] ? ", " : " or ",
-		                commands[i]);
+	for (int i = 0; commands[i].name && len < size; i++)
+		len += snprintf(buf + len, size - len, "%s%s", i == 0 ? "" : commands[i + 1].name ? ", " : " or ",
+		                commands[i].name);
 }
 
-const char *tool_subcommand(int argc, char **argv, const char *const commands[], const char *help)
+int tool_run_command(int argc, char **argv, const struct tool_command commands[], const char *help)
 {
 	char list[256];
 	list_commands(commands, list, sizeof list);
@@ -68,9 +68,9 @@ const char *tool_subcommand(int argc, char **argv, const char *const commands[],
 				usage_error("unknown option");
 		usage_error("give a command: %s", list);
 	}
-	for (int i = 0; commands[i]; i++)
-		if (!strcmp(argv[1], commands[i]))
-			return commands[i];
+	for (int i = 0; commands[i].name; i++)
+		if (!strcmp(argv[1], commands[i].name))
+			return commands[i].run(argc - 1, argv + 1);
 	usage_error("unknown command '%s': %s", argv[1], list);
 }
 

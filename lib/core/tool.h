@@ -35,12 +35,19 @@ void warnx_tool(const char *fmt, ...) KNND_PRINTF(1, 2);
  * Call from the getopt_long loop for 'h' and 'V'. */
 int tool_common_option(int opt, const char *help);
 
-/* For a tool whose first argument is a command (`diffuse train ...`):
- * returns argv[1] when it is one of commands (NULL-terminated). Before a
- * command only -h/--help and --version are taken; anything else is a usage
- * error, "give a command: train or sample" or "unknown command 'x': train or
- * sample". */
-const char *tool_subcommand(int argc, char **argv, const char *const commands[], const char *help);
+/* A command of a tool whose first argument is a command (`diffuse train
+ * ...`): run gets the arguments from the command's name on (argv[0]) and
+ * returns the exit code. */
+struct tool_command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+};
+
+/* Runs the command named by argv[1], one of commands (ended by a { 0 }
+ * entry), and returns its exit code. Before a command only -h/--help and
+ * --version are taken; anything else is a usage error, "give a command:
+ * train or sample" or "unknown command 'x': train or sample". */
+int tool_run_command(int argc, char **argv, const struct tool_command commands[], const char *help);
 
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);

@@ -59,37 +59,27 @@ static const char *tmp_path(const char *name)
 	return b;
 }
 
-/* A float tensor of expected.safetensors (malloc'd) and its element count. */
-static float *want(const char *name, size_t *numel)
+/* Writes a small text file (a config) for a test; the test fails if it
+ * cannot. */
+static void write_text(const char *path, const char *text)
 {
-	const struct st_entry *e = st_find(expected, name);
-	if (!e)
-		return NULL;
-	float *x = xmalloc((e->numel ? e->numel : 1) * sizeof *x);
-	if (st_read_f32(e, x, e->numel) < 0) {
-		free(x);
-		return NULL;
+	FILE *f = fopen(path, "w");
+	CHECK(f != NULL);
+	if (f) {
+		fputs(text, f);
+		fclose(f);
 	}
-	if (numel)
-		*numel = e->numel;
-	return x;
 }
 
 /* text_tokens [20, 77] I64 as int32. */
 static int32_t *golden_tokens(int *n, int *context)
 {
 	const struct st_entry *e = st_find(expected, "text_tokens");
-	if (!e || e->dtype != DT_INT64 || e->ndim != 2)
+	if (!e || e->ndim != 2)
 		return NULL;
 	*n = (int)e->shape[0];
 	*context = (int)e->shape[1];
-	int32_t *ids = xmalloc(e->numel * sizeof *ids);
-	for (size_t i = 0; i < e->numel; i++) {
-		int64_t v;
-		memcpy(&v, (const char *)e->data + 8 * i, 8);
-		ids[i] = (int32_t)v;
-	}
-	return ids;
+	return golden_ids(expected, "text_tokens", NULL);
 }
 
 static double max_err(const float *a, const float *b, size_t n)
@@ -107,7 +97,7 @@ static double max_err(const float *a, const float *b, size_t n)
 static void compare(const char *label, const char *name, const float *got, size_t n, double tol)
 {
 	size_t total;
-	float *w = want(name, &total);
+	float *w = golden_f32(expected, name, &total);
 	CHECK_MSG(w && total >= n, "%s: golden tensor %s missing or too small", label, name);
 	if (!w || total < n) {
 		free(w);
@@ -151,7 +141,7 @@ static void check_outputs(struct clip_model *m, const char *label)
 	CHECK(c->vision.ln_eps == 1e-5f && c->text.ln_eps == 1e-5f);
 
 	size_t npix;
-	float *pixels = want("image_pixels", &npix);
+	float *pixels = golden_f32(expected, "image_pixels", &npix);
 	int nt, ctx;
 	int32_t *ids = golden_tokens(&nt, &ctx);
 	CHECK(pixels && ids && ctx == c->context);
@@ -288,14 +278,9 @@ static void test_no_config_falls_back(void)
 
 	/* Older HF files: *_config_dict overrides *_config, key by key. */
 	const char *old_hf = tmp_path("old-hf.json");
-	FILE *fp = fopen(old_hf, "w");
-	CHECK(fp != NULL);
-	if (fp) {
-		fputs("{\"text_config\": {\"num_attention_heads\": 8, \"hidden_act\": \"gelu\"},"
-		      " \"text_config_dict\": {\"num_attention_heads\": 4, \"layer_norm_eps\": 1e-6},"
-		      " \"vision_config_dict\": {\"num_attention_heads\": 2}}", fp);
-		fclose(fp);
-	}
+	write_text(old_hf, "{\"text_config\": {\"num_attention_heads\": 8, \"hidden_act\": \"gelu\"},"
+	                   " \"text_config_dict\": {\"num_attention_heads\": 4, \"layer_norm_eps\": 1e-6},"
+	                   " \"vision_config_dict\": {\"num_attention_heads\": 2}}");
 	o = (struct clip_config_options){ .config_path = old_hf };
 	CHECK_MSG(clip_config_read(&c, f, NULL, &o) == 0, "%s", error_message());
 	CHECK(c.text.heads == 4 && c.text.act == NN_GELU_ERF && c.text.ln_eps == 1e-6f);
@@ -475,23 +460,14 @@ static void test_load_errors(void)
 
 	/* A config for another model. */
 	p = tmp_path("wrong-config.json");
-	out = fopen(p, "w");
-	CHECK(out != NULL);
-	if (out) {
-		fputs("{\"model_cfg\": {\"embed_dim\": 512, \"vision_cfg\": {\"width\": 768, \"layers\": 12, "
-		      "\"patch_size\": 32, \"image_size\": 224}, \"text_cfg\": {\"width\": 512, \"heads\": 8, "
-		      "\"layers\": 12}}}", out);
-		fclose(out);
-	}
+	write_text(p, "{\"model_cfg\": {\"embed_dim\": 512, \"vision_cfg\": {\"width\": 768, \"layers\": 12, "
+	              "\"patch_size\": 32, \"image_size\": 224}, \"text_cfg\": {\"width\": 512, \"heads\": 8, "
+	              "\"layers\": 12}}}");
 	struct clip_config_options o = { .config_path = p };
 	expect_load_error(gpath("openai.safetensors"), &o, "belongs to another model");
 
 	p = tmp_path("bad-act.json");
-	out = fopen(p, "w");
-	if (out) {
-		fputs("{\"text_config\": {\"hidden_act\": \"relu\"}, \"vision_config\": {}}", out);
-		fclose(out);
-	}
+	write_text(p, "{\"text_config\": {\"hidden_act\": \"relu\"}, \"vision_config\": {}}");
 	o.config_path = p;
 	expect_load_error(gpath("hf.safetensors"), &o, "hidden_act 'relu'");
 

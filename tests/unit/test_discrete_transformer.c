@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "diffusion/discrete_transformer.h"
+#include "golden.h"
 #include "nn/checkpoint.h"
 #include "nn/gradcheck.h"
 #include "nn/ops.h"
@@ -354,40 +355,36 @@ static void test_load_errors(void)
 	CHECK(st_write(path, t, n, &meta, 1) == 0);
 	check_load_fails(path, "'blocks.0.attn1.v_proj.bias' is missing");
 
-	/* a wrong shape: the config claims another condition width */
-	struct dtx_config wide = c;
+	/* A wrong shape (the config claims another condition width), configs
+	 * that do not fit the tensors, or no config at all: the weights saved
+	 * with each as `file` must not load; want is part of the message. */
+	struct dtx_config wide = c, no_attn = c;
 	wide.cond_dim = 4;
-	char *wide_json = dtx_config_json(&wide);
-	path = tmp_path("shape.safetensors");
-	save_with_config(&m, path, wide_json);
-	check_load_fails(path, "'cond_proj.weight' has shape [8,3] in the file, the model's is [8,4]");
-
-	/* configs that do not fit the tensors, or no config at all */
-	struct dtx_config no_attn = c;
 	no_attn.cond_self_attn = 0;
-	char *no_attn_json = dtx_config_json(&no_attn);
-	path = tmp_path("no_attn.safetensors");
-	save_with_config(&m, path, no_attn_json);
-	check_load_fails(path, "is not a parameter of the model");
-	path = tmp_path("deeper.safetensors");
-	save_with_config(&m, path, "{\"K\": 5, \"h\": 2, \"w\": 3, \"width\": 8, \"depth\": 2, \"heads\": 2, "
-	                           "\"mlp_hidden\": 12, \"cond_dim\": 3, \"cond_slots\": 2, \"cond_self_attn\": 1, "
-	                           "\"T\": 4}");
-	check_load_fails(path, "'blocks.1.");
-	path = tmp_path("heads.safetensors");
-	save_with_config(&m, path, "{\"K\": 5, \"h\": 2, \"w\": 3, \"width\": 8, \"depth\": 1, \"heads\": 3, "
-	                           "\"cond_dim\": 3, \"cond_slots\": 2, \"T\": 4}");
-	check_load_fails(path, "width 8 is not a multiple of 3 heads");
-	path = tmp_path("no_k.safetensors");
-	save_with_config(&m, path, "{\"h\": 2, \"w\": 3, \"width\": 8, \"depth\": 1, \"heads\": 2, \"cond_dim\": 3, "
-	                           "\"cond_slots\": 2, \"T\": 4}");
-	check_load_fails(path, "'K' is missing");
-	path = tmp_path("bad_json.safetensors");
-	save_with_config(&m, path, "{\"K\": 5,");
-	check_load_fails(path, "config");
-	path = tmp_path("no_config.safetensors");
-	save_with_config(&m, path, NULL);
-	check_load_fails(path, "no \"config\"");
+	char *wide_json = dtx_config_json(&wide), *no_attn_json = dtx_config_json(&no_attn);
+	const struct { const char *file, *json, *want; } configs[] = {
+		{ "shape.safetensors", wide_json, "'cond_proj.weight' has shape [8,3] in the file, the model's is [8,4]" },
+		{ "no_attn.safetensors", no_attn_json, "is not a parameter of the model" },
+		{ "deeper.safetensors",
+		  "{\"K\": 5, \"h\": 2, \"w\": 3, \"width\": 8, \"depth\": 2, \"heads\": 2, \"mlp_hidden\": 12, "
+		  "\"cond_dim\": 3, \"cond_slots\": 2, \"cond_self_attn\": 1, \"T\": 4}",
+		  "'blocks.1." },
+		{ "heads.safetensors",
+		  "{\"K\": 5, \"h\": 2, \"w\": 3, \"width\": 8, \"depth\": 1, \"heads\": 3, \"cond_dim\": 3, "
+		  "\"cond_slots\": 2, \"T\": 4}",
+		  "width 8 is not a multiple of 3 heads" },
+		{ "no_k.safetensors",
+		  "{\"h\": 2, \"w\": 3, \"width\": 8, \"depth\": 1, \"heads\": 2, \"cond_dim\": 3, \"cond_slots\": 2, "
+		  "\"T\": 4}",
+		  "'K' is missing" },
+		{ "bad_json.safetensors", "{\"K\": 5,", "config" },
+		{ "no_config.safetensors", NULL, "no \"config\"" },
+	};
+	for (size_t i = 0; i < sizeof configs / sizeof *configs; i++) {
+		path = tmp_path(configs[i].file);
+		save_with_config(&m, path, configs[i].json);
+		check_load_fails(path, configs[i].want);
+	}
 
 	/* corrupt files: cut short, and not safetensors at all */
 	path = tmp_path("good.safetensors");
@@ -497,14 +494,9 @@ static void test_threads_bit_identical(void)
 
 int main(void)
 {
-	const char *root = getenv("KNND_ROOT");
-	char path[4096];
-	snprintf(path, sizeof path, "%s%stests/golden/diffusion/dtx.safetensors", root ? root : "", root ? "/" : "");
-	fixture = st_open(path);
-	if (!fixture) {
-		printf("FAIL open_fixture: %s\n", error_message());
+	fixture = golden_fixture("diffusion/dtx.safetensors", "open_fixture");
+	if (!fixture)
 		return 1;
-	}
 	snprintf(tmpdir, sizeof tmpdir, "/tmp/test_dtx.XXXXXX");
 	if (!mkdtemp(tmpdir)) {
 		printf("FAIL mkdtemp\n");

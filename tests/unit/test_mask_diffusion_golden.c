@@ -80,35 +80,17 @@ static const struct st_entry *entry(const char *name)
 /* An expected tensor as float32 (malloc'd, NULL if missing). */
 static float *f32(const char *name, size_t *n)
 {
-	const struct st_entry *e = entry(name);
-	if (!e)
+	if (!entry(name))
 		return NULL;
-	float *x = xmalloc(e->numel * sizeof *x);
-	if (st_read_f32(e, x, e->numel) < 0) {
-		CHECK_MSG(0, "%s: unreadable", name);
-		free(x);
-		return NULL;
-	}
-	if (n)
-		*n = e->numel;
+	float *x = golden_f32(expected, name, n);
+	CHECK_MSG(x, "%s: unreadable", name);
 	return x;
 }
 
 /* An expected int64 tensor as int32 (malloc'd, NULL if missing). */
 static int32_t *ids(const char *name, size_t *n)
 {
-	const struct st_entry *e = entry(name);
-	if (!e || e->dtype != DT_INT64)
-		return NULL;
-	int32_t *v = xmalloc(e->numel * sizeof *v);
-	for (size_t i = 0; i < e->numel; i++) {
-		int64_t x;
-		memcpy(&x, (const char *)e->data + 8 * i, 8);
-		v[i] = (int32_t)x;
-	}
-	if (n)
-		*n = e->numel;
-	return v;
+	return entry(name) ? golden_ids(expected, name, n) : NULL;
 }
 
 /* got vs the expected `name` [n]: -inf must match -inf; the rest within
@@ -153,13 +135,7 @@ static void check_ids(const char *name, const int32_t *got, size_t n)
 	if (!want)
 		return;
 	CHECK_MSG(m == n, "%s: %zu values, expected %zu", name, n, m);
-	size_t wrong = 0, first = 0;
-	for (size_t i = 0; i < n && i < m; i++)
-		if (got[i] != want[i] && !wrong++)
-			first = i;
-	printf("# %s mismatches %zu of %zu\n", name, wrong, n);
-	CHECK_MSG(!wrong, "%s: %zu of %zu differ, first at %zu (%d, want %d)", name, wrong, n, first, got[first],
-	          want[first]);
+	golden_check_ids(name, got, n, want, m);
 	free(want);
 }
 

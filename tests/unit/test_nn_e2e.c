@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "core/tool.h"
+#include "golden.h"
 #include "nn/arena.h"
 #include "nn/layers/conv.h"
 #include "nn/layers/linear.h"
@@ -57,26 +58,23 @@ static void read_i32(const char *name, int32_t *dst, size_t n)
 	memcpy(dst, e->data, n * sizeof *dst);
 }
 
-/* A backend copy of an I32 fixture tensor, kept for the whole test. */
-static int32_t *backend_i32(const char *name, size_t n)
+/* A backend copy of an I32 or F32 fixture tensor (n elements of 4 bytes),
+ * kept for the whole test. */
+static void *backend_tensor(const char *name, size_t n, enum dtype dtype)
 {
-	int32_t *host = xmalloc(n * sizeof *host);
-	read_i32(name, host, n);
-	int32_t *dev = nn->alloc(n * sizeof *dev);
-	nn->upload(dev, host, n * sizeof *dev);
+	void *host = xmalloc(n * 4);
+	if (dtype == DT_INT32)
+		read_i32(name, host, n);
+	else
+		read_f32(name, host, n);
+	void *dev = nn->alloc(n * 4);
+	nn->upload(dev, host, n * 4);
 	free(host);
 	return dev;
 }
 
-static float *backend_f32(const char *name, size_t n)
-{
-	float *host = xmalloc(n * sizeof *host);
-	read_f32(name, host, n);
-	float *dev = nn->alloc(n * sizeof *dev);
-	nn->upload(dev, host, n * sizeof *dev);
-	free(host);
-	return dev;
-}
+static int32_t *backend_i32(const char *name, size_t n) { return backend_tensor(name, n, DT_INT32); }
+static float *backend_f32(const char *name, size_t n) { return backend_tensor(name, n, DT_FLOAT32); }
 
 /* Loads every parameter the C model registered from "<model>/init/<name>":
  * this also checks that our names and shapes are PyTorch's. */
@@ -434,14 +432,9 @@ static void test_convnet_follows_torch(void)
 
 int main(void)
 {
-	const char *root = getenv("KNND_ROOT");
-	char path[4096];
-	snprintf(path, sizeof path, "%s%stests/golden/nn/e2e.safetensors", root ? root : "", root ? "/" : "");
-	fixture = st_open(path);
-	if (!fixture) {
-		printf("FAIL open_fixture: %s\n", error_message());
+	fixture = golden_fixture("nn/e2e.safetensors", "open_fixture");
+	if (!fixture)
 		return 1;
-	}
 	RUN(test_transformer_follows_torch);
 	RUN(test_convnet_follows_torch);
 	st_close(fixture);

@@ -21,6 +21,7 @@
 
 #include "core/error.h"
 #include "core/tool.h"
+#include "golden.h"
 #include "nn/ops.h"
 #include "nn/safetensors.h"
 #include "test.h"
@@ -281,6 +282,58 @@ static void expect_grad(struct verdict *v, const char *tensor, const float *dev,
 	free(pre);
 }
 
+/* A line of its own for one output tensor. */
+static void check_output(const char *cs, const char *what, double tol, const char *tensor, const float *dev,
+                         const float *want, size_t n)
+{
+	struct verdict v = verdict(cs, what, tol);
+	expect(&v, tensor, dev, want, NULL, n);
+	report(&v);
+}
+
+/* The backward line of an op with one gradient. */
+static void check_gradient(const char *cs, double tol, const char *tensor, const float *dev, const float *want,
+                           float *pre, size_t n)
+{
+	struct verdict v = verdict(cs, "backward", tol);
+	expect_grad(&v, tensor, dev, want, pre, n);
+	report(&v);
+}
+
+/* The gradients of a weight and an optional bias (want_b NULL: none) as
+ * PyTorch has them, and backend buffers prefilled for them. */
+struct param_grads {
+	const float *want_w, *want_b;
+	size_t nw, nb;
+	float *w, *b, *pre_w, *pre_b;
+};
+
+static void param_grads_prefill(struct param_grads *g)
+{
+	g->w = g->want_w ? dev_grad(g->want_w, g->nw, &g->pre_w) : NULL;
+	g->b = g->want_b ? dev_grad(g->want_b, g->nb, &g->pre_b) : NULL;
+}
+
+/* note: "" or " (dinp NULL)", for the run without an input gradient. */
+static void expect_param_grads(struct verdict *v, struct param_grads *g, const char *note)
+{
+	char name[64];
+	snprintf(name, sizeof name, "dweight%s", note);
+	if (g->want_w)
+		expect_grad(v, name, g->w, g->want_w, g->pre_w, g->nw);
+	snprintf(name, sizeof name, "dbias%s", note);
+	if (g->want_b)
+		expect_grad(v, name, g->b, g->want_b, g->pre_b, g->nb);
+}
+
+/* Both lines of a case fail for the same reason. */
+static void fail_both(struct verdict *v)
+{
+	report(v);
+	v->what = "backward";
+	report(v);
+}
+
 /* ---- tolerances (README: "Tolerances") ---- */
 
 enum {
@@ -326,109 +379,129 @@ static void case_gemm(const char *cs)
 	float *dA = dev_copy(A, na * 4), *dB = dev_copy(B, nb * 4), *dC = dev_copy(c0, nc * 4);
 	free(c0);
 	nn->gemm(ta, tb, M, N, K, *alpha, dA, lda, sa, dB, ldb, sb, *beta, dC, ldc, sc, batch);
-	struct verdict v = verdict(cs, "forward", tol[TOL_ROW]);
-	expect(&v, "C", dC, want, NULL, nc);
-	report(&v);
+	check_output(cs, "forward", tol[TOL_ROW], "C", dC, want, nc);
 	dev_free_all();
+}
+
+/* linear and conv2d: an input, a weight and an optional bias. forward and
+ * backward call the op with the case's geometry. */
+struct weighted_op {
+	const char *cs;
+	double tol;
+	const void *geometry;
+	void (*forward)(float *out, const float *inp, const float *w, const float *b, const void *geometry);
+	void (*backward)(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+	                 const void *geometry);
+};
+
+/* The fixture of such a case: its tensors and PyTorch's answers. */
+struct weighted_fixture {
+	const float *inp, *w, *bias, *out, *dout, *dinp;
+	size_t nin, nw, nb, nout;
+	struct param_grads grads;
+};
+
+static void fx_weighted(struct case_io *c, struct weighted_fixture *f)
+{
+	f->inp = fx(c, "inp", &f->nin);
+	f->w = fx(c, "weight", &f->nw);
+	f->out = fx(c, "out", &f->nout);
+	f->dout = fx(c, "dout", NULL);
+	f->dinp = fx(c, "dinp", NULL);
+	f->grads.want_w = fx(c, "dweight", NULL);
+	f->nb = 0;
+	f->bias = fixture_tensor(c->cs, "bias", DT_FLOAT32, &f->nb);
+	f->grads.want_b = f->bias ? fx(c, "dbias", NULL) : NULL;
+	f->grads.nw = f->nw;
+	f->grads.nb = f->nb;
+}
+
+/* The forward line (v: its verdict), then the backward line, whose second
+ * run leaves out the input gradient, as the first layer on the data does. */
+static void check_weighted(const struct weighted_op *op, struct weighted_fixture *f, struct verdict *v)
+{
+	float *x = dev_copy(f->inp, f->nin * 4), *W = dev_copy(f->w, f->nw * 4);
+	float *b = f->bias ? dev_copy(f->bias, f->nb * 4) : NULL;
+	float *y = dev_nan(f->nout);
+	op->forward(y, x, W, b, op->geometry);
+	expect(v, "out", y, f->out, NULL, f->nout);
+	report(v);
+
+	*v = verdict(op->cs, "backward", op->tol);
+	struct param_grads *pg = &f->grads;
+	float *gy = dev_copy(f->dout, f->nout * 4), *pi, *gi = dev_grad(f->dinp, f->nin, &pi);
+	param_grads_prefill(pg);
+	op->backward(gi, pg->w, pg->b, gy, x, W, op->geometry);
+	expect_grad(v, "dinp", gi, f->dinp, pi, f->nin);
+	expect_param_grads(v, pg, "");
+	param_grads_prefill(pg);
+	op->backward(NULL, pg->w, pg->b, gy, x, W, op->geometry);
+	expect_param_grads(v, pg, " (dinp NULL)");
+	report(v);
+	dev_free_all();
+}
+
+/* dims: N, IN, OUT */
+static void linear_forward(float *out, const float *inp, const float *w, const float *b, const void *dims)
+{
+	const int32_t *d = dims;
+	nn->linear_forward(out, inp, w, b, d[0], d[1], d[2]);
+}
+
+static void linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                            const float *w, const void *dims)
+{
+	const int32_t *d = dims;
+	nn->linear_backward(dinp, dw, db, dout, inp, w, d[0], d[1], d[2]);
 }
 
 static void case_linear(const char *cs)
 {
 	struct case_io c = { cs };
-	size_t nin, nw, nout;
+	struct weighted_fixture f;
 	const int32_t *d = fx_dims(&c, "dims", 3);
-	const float *inp = fx(&c, "inp", &nin), *w = fx(&c, "weight", &nw);
-	const float *out = fx(&c, "out", &nout), *dout = fx(&c, "dout", NULL);
-	const float *dinp = fx(&c, "dinp", NULL), *dw = fx(&c, "dweight", NULL);
-	size_t nb = 0;
-	const float *bias = fixture_tensor(cs, "bias", DT_FLOAT32, &nb);
-	const float *db = bias ? fx(&c, "dbias", NULL) : NULL;
+	fx_weighted(&c, &f);
 	if (fixture_broken(&c, 1) ||
 	    missing_pair(cs, nn->linear_forward != NULL, nn->linear_backward != NULL))
 		return;
-	int N = d[0], IN = d[1], OUT = d[2];
+	struct weighted_op op = { cs, tol[TOL_ROW], d, linear_forward, linear_backward };
+	struct verdict v = verdict(cs, "forward", op.tol);
+	check_weighted(&op, &f, &v);
+}
 
-	float *x = dev_copy(inp, nin * 4), *W = dev_copy(w, nw * 4);
-	float *b = bias ? dev_copy(bias, nb * 4) : NULL;
-	float *y = dev_nan(nout);
-	nn->linear_forward(y, x, W, b, N, IN, OUT);
-	struct verdict v = verdict(cs, "forward", tol[TOL_ROW]);
-	expect(&v, "out", y, out, NULL, nout);
-	report(&v);
+static void conv2d_forward(float *out, const float *inp, const float *w, const float *b, const void *geo)
+{
+	nn->conv2d_forward(out, inp, w, b, geo);
+}
 
-	v = verdict(cs, "backward", tol[TOL_ROW]);
-	float *g = dev_copy(dout, nout * 4), *pi, *pw, *pb = NULL;
-	float *gi = dev_grad(dinp, nin, &pi), *gw = dev_grad(dw, nw, &pw);
-	float *gb = bias ? dev_grad(db, nb, &pb) : NULL;
-	nn->linear_backward(gi, gw, gb, g, x, W, N, IN, OUT);
-	expect_grad(&v, "dinp", gi, dinp, pi, nin);
-	expect_grad(&v, "dweight", gw, dw, pw, nw);
-	if (bias)
-		expect_grad(&v, "dbias", gb, db, pb, nb);
-	/* The first layer needs no input gradient. */
-	gw = dev_grad(dw, nw, &pw);
-	gb = bias ? dev_grad(db, nb, &pb) : NULL;
-	nn->linear_backward(NULL, gw, gb, g, x, W, N, IN, OUT);
-	expect_grad(&v, "dweight (dinp NULL)", gw, dw, pw, nw);
-	if (bias)
-		expect_grad(&v, "dbias (dinp NULL)", gb, db, pb, nb);
-	report(&v);
-	dev_free_all();
+static void conv2d_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                            const float *w, const void *geo)
+{
+	nn->conv2d_backward(dinp, dw, db, dout, inp, w, geo);
 }
 
 static void case_conv2d(const char *cs)
 {
 	struct case_io c = { cs };
-	size_t nin, nw, nout;
+	struct weighted_fixture f;
 	const int32_t *g = fx_dims(&c, "geom", 12);
-	const float *inp = fx(&c, "inp", &nin), *w = fx(&c, "weight", &nw);
-	const float *out = fx(&c, "out", &nout), *dout = fx(&c, "dout", NULL);
-	const float *dinp = fx(&c, "dinp", NULL), *dw = fx(&c, "dweight", NULL);
-	size_t nb = 0;
-	const float *bias = fixture_tensor(cs, "bias", DT_FLOAT32, &nb);
-	const float *db = bias ? fx(&c, "dbias", NULL) : NULL;
+	fx_weighted(&c, &f);
 	if (fixture_broken(&c, 1) ||
 	    missing_pair(cs, nn->conv2d_forward != NULL, nn->conv2d_backward != NULL))
 		return;
 	struct nn_conv2d geo = { .B = g[0], .IC = g[1], .H = g[2], .W = g[3], .OC = g[4],
 	                         .KH = g[5], .KW = g[6], .stride = g[7], .pad_top = g[8],
 	                         .pad_left = g[9], .pad_bottom = g[10], .pad_right = g[11] };
-	struct verdict v = verdict(cs, "forward", tol[TOL_SUMS]);
+	struct weighted_op op = { cs, tol[TOL_SUMS], &geo, conv2d_forward, conv2d_backward };
+	struct verdict v = verdict(cs, "forward", op.tol);
 	size_t expect_out = (size_t)geo.B * geo.OC * nn_conv2d_out_h(&geo) * nn_conv2d_out_w(&geo);
-	if (expect_out != nout) {
+	if (expect_out != f.nout) {
 		fail(&v, "nn_conv2d_out_h/w give %d x %d, PyTorch's output has %zu elements",
-		     nn_conv2d_out_h(&geo), nn_conv2d_out_w(&geo), nout);
-		report(&v);
-		v.what = "backward";
-		report(&v);
+		     nn_conv2d_out_h(&geo), nn_conv2d_out_w(&geo), f.nout);
+		fail_both(&v);
 		return;
 	}
-
-	float *x = dev_copy(inp, nin * 4), *W = dev_copy(w, nw * 4);
-	float *b = bias ? dev_copy(bias, nb * 4) : NULL;
-	float *y = dev_nan(nout);
-	nn->conv2d_forward(y, x, W, b, &geo);
-	expect(&v, "out", y, out, NULL, nout);
-	report(&v);
-
-	v = verdict(cs, "backward", tol[TOL_SUMS]);
-	float *gy = dev_copy(dout, nout * 4), *pi, *pw, *pb = NULL;
-	float *gi = dev_grad(dinp, nin, &pi), *gw = dev_grad(dw, nw, &pw);
-	float *gb = bias ? dev_grad(db, nb, &pb) : NULL;
-	nn->conv2d_backward(gi, gw, gb, gy, x, W, &geo);
-	expect_grad(&v, "dinp", gi, dinp, pi, nin);
-	expect_grad(&v, "dweight", gw, dw, pw, nw);
-	if (bias)
-		expect_grad(&v, "dbias", gb, db, pb, nb);
-	/* The first convolution, on the image, needs no input gradient. */
-	gw = dev_grad(dw, nw, &pw);
-	gb = bias ? dev_grad(db, nb, &pb) : NULL;
-	nn->conv2d_backward(NULL, gw, gb, gy, x, W, &geo);
-	expect_grad(&v, "dweight (dinp NULL)", gw, dw, pw, nw);
-	if (bias)
-		expect_grad(&v, "dbias (dinp NULL)", gb, db, pb, nb);
-	report(&v);
-	dev_free_all();
+	check_weighted(&op, &f, &v);
 }
 
 /* upsample_* and avgpool_* cases: the same shape of test. */
@@ -452,15 +525,11 @@ static void case_resample(const char *cs)
 
 	float *x = dev_copy(inp, nin * 4), *y = dev_nan(nout);
 	fwd(y, x, N, H, W, factor);
-	struct verdict v = verdict(cs, "forward", tol[TOL_COPY]);
-	expect(&v, "out", y, out, NULL, nout);
-	report(&v);
+	check_output(cs, "forward", tol[TOL_COPY], "out", y, out, nout);
 
-	v = verdict(cs, "backward", tol[TOL_COPY]);
 	float *gy = dev_copy(dout, nout * 4), *pi, *gi = dev_grad(dinp, nin, &pi);
 	bwd(gi, gy, N, H, W, factor);
-	expect_grad(&v, "dinp", gi, dinp, pi, nin);
-	report(&v);
+	check_gradient(cs, tol[TOL_COPY], "dinp", gi, dinp, pi, nin);
 	dev_free_all();
 }
 
@@ -495,18 +564,16 @@ static void case_layernorm(const char *cs)
 	/* From PyTorch's mean and rstd, so that the backward is checked alone. */
 	v = verdict(cs, "backward", tol[TOL_NORM]);
 	float *gy = dev_copy(dout, n * 4), *m0 = dev_copy(mean, nrow * 4), *r0 = dev_copy(rstd, nrow * 4);
-	float *pi, *pw = NULL, *pb = NULL, *gi = dev_grad(dinp, n, &pi);
-	float *gw = w ? dev_grad(dw, nc, &pw) : NULL, *gb = w ? dev_grad(db, nc, &pb) : NULL;
-	nn->layernorm_backward(gi, gw, gb, gy, x, W, m0, r0, N, C);
+	struct param_grads pg = { .want_w = dw, .want_b = db, .nw = nc, .nb = nc };
+	float *pi, *gi = dev_grad(dinp, n, &pi);
+	param_grads_prefill(&pg);
+	nn->layernorm_backward(gi, pg.w, pg.b, gy, x, W, m0, r0, N, C);
 	expect_grad(&v, "dinp", gi, dinp, pi, n);
+	expect_param_grads(&v, &pg, "");
 	if (w) {
-		expect_grad(&v, "dweight", gw, dw, pw, nc);
-		expect_grad(&v, "dbias", gb, db, pb, nc);
-		gw = dev_grad(dw, nc, &pw);
-		gb = dev_grad(db, nc, &pb);
-		nn->layernorm_backward(NULL, gw, gb, gy, x, W, m0, r0, N, C);
-		expect_grad(&v, "dweight (dinp NULL)", gw, dw, pw, nc);
-		expect_grad(&v, "dbias (dinp NULL)", gb, db, pb, nc);
+		param_grads_prefill(&pg);
+		nn->layernorm_backward(NULL, pg.w, pg.b, gy, x, W, m0, r0, N, C);
+		expect_param_grads(&v, &pg, " (dinp NULL)");
 	}
 	report(&v);
 	dev_free_all();
@@ -539,17 +606,15 @@ static void case_groupnorm(const char *cs)
 
 	v = verdict(cs, "backward", tol[TOL_NORM]);
 	float *gy = dev_copy(dout, n * 4), *m0 = dev_copy(mean, ng * 4), *r0 = dev_copy(rstd, ng * 4);
-	float *pi, *pw, *pb;
-	float *gi = dev_grad(dinp, n, &pi), *gw = dev_grad(dw, nc, &pw), *gb = dev_grad(db, nc, &pb);
-	nn->groupnorm_backward(gi, gw, gb, gy, x, W, m0, r0, B, C, HW, G);
+	struct param_grads pg = { .want_w = dw, .want_b = db, .nw = nc, .nb = nc };
+	float *pi, *gi = dev_grad(dinp, n, &pi);
+	param_grads_prefill(&pg);
+	nn->groupnorm_backward(gi, pg.w, pg.b, gy, x, W, m0, r0, B, C, HW, G);
 	expect_grad(&v, "dinp", gi, dinp, pi, n);
-	expect_grad(&v, "dweight", gw, dw, pw, nc);
-	expect_grad(&v, "dbias", gb, db, pb, nc);
-	gw = dev_grad(dw, nc, &pw);
-	gb = dev_grad(db, nc, &pb);
-	nn->groupnorm_backward(NULL, gw, gb, gy, x, W, m0, r0, B, C, HW, G);
-	expect_grad(&v, "dweight (dinp NULL)", gw, dw, pw, nc);
-	expect_grad(&v, "dbias (dinp NULL)", gb, db, pb, nc);
+	expect_param_grads(&v, &pg, "");
+	param_grads_prefill(&pg);
+	nn->groupnorm_backward(NULL, pg.w, pg.b, gy, x, W, m0, r0, B, C, HW, G);
+	expect_param_grads(&v, &pg, " (dinp NULL)");
 	report(&v);
 	dev_free_all();
 }
@@ -570,11 +635,9 @@ static void case_modulate(const char *cs)
 
 	float *X = dev_copy(x, n * 4), *M = dev_copy(mod, nm * 4), *y = dev_nan(n);
 	nn->modulate_forward(y, X, M + scale_col, M + shift_col, ld, B, T, C);
-	struct verdict v = verdict(cs, "forward", tol[TOL_ELEM]);
-	expect(&v, "out", y, out, NULL, n);
-	report(&v);
+	check_output(cs, "forward", tol[TOL_ELEM], "out", y, out, n);
 
-	v = verdict(cs, "backward", tol[TOL_ROW]);
+	struct verdict v = verdict(cs, "backward", tol[TOL_ROW]);
 	float *gy = dev_copy(dout, n * 4), *px, *pm;
 	float *gx = dev_grad(dx, n, &px), *gm = dev_grad(dmod, nm, &pm);
 	nn->modulate_backward(gx, gm + scale_col, gm + shift_col, gy, X, M + scale_col, ld, B, T, C);
@@ -611,22 +674,17 @@ static void case_act(const char *cs)
 	struct verdict v = verdict(cs, "forward", tol[TOL_ELEM]);
 	if ((int)act != d[1]) { /* the script and enum nn_act disagree */
 		fail(&v, "fixture says enum value %d, enum nn_act has %d", d[1], (int)act);
-		report(&v);
-		v.what = "backward";
-		report(&v);
+		fail_both(&v);
 		return;
 	}
 
 	float *x = dev_copy(inp, n * 4), *y = dev_nan(n);
 	nn->act_forward(y, x, n, act);
-	expect(&v, "out", y, out, NULL, n);
-	report(&v);
+	check_output(cs, "forward", tol[TOL_ELEM], "out", y, out, n);
 
-	v = verdict(cs, "backward", tol[TOL_ELEM]);
 	float *gy = dev_copy(dout, n * 4), *pi, *gi = dev_grad(dinp, n, &pi);
 	nn->act_backward(gi, x, gy, n, act);
-	expect_grad(&v, "dinp", gi, dinp, pi, n);
-	report(&v);
+	check_gradient(cs, tol[TOL_ELEM], "dinp", gi, dinp, pi, n);
 	dev_free_all();
 }
 
@@ -651,16 +709,12 @@ static void case_softmax(const char *cs)
 
 	float *x = dev_copy(inp, n * 4), *y = dev_nan(n);
 	fwd(y, x, N, C);
-	struct verdict v = verdict(cs, "forward", tol[TOL_ROW]);
-	expect(&v, "out", y, out, NULL, n);
-	report(&v);
+	check_output(cs, "forward", tol[TOL_ROW], "out", y, out, n);
 
-	v = verdict(cs, "backward", tol[TOL_ROW]);
 	float *y0 = dev_copy(out, n * 4), *gy = dev_copy(dout, n * 4);
 	float *pi, *gi = dev_grad(dinp, n, &pi);
 	bwd(gi, y0, gy, N, C);
-	expect_grad(&v, "dinp", gi, dinp, pi, n);
-	report(&v);
+	check_gradient(cs, tol[TOL_ROW], "dinp", gi, dinp, pi, n);
 	dev_free_all();
 }
 
@@ -724,15 +778,11 @@ static void case_embedding(const char *cs)
 	int32_t *I = dev_copy(ids, nids * 4);
 	float *T = dev_copy(table, nt * 4), *y = dev_nan(nout);
 	nn->embedding_forward(y, I, T, N, C);
-	struct verdict v = verdict(cs, "forward", tol[TOL_COPY]);
-	expect(&v, "out", y, out, NULL, nout);
-	report(&v);
+	check_output(cs, "forward", tol[TOL_COPY], "out", y, out, nout);
 
-	v = verdict(cs, "backward", tol[TOL_COPY]);
 	float *gy = dev_copy(dout, nout * 4), *pt, *gt = dev_grad(dtable, nt, &pt);
 	nn->embedding_backward(gt, gy, I, N, C);
-	expect_grad(&v, "dtable", gt, dtable, pt, nt);
-	report(&v);
+	check_gradient(cs, tol[TOL_COPY], "dtable", gt, dtable, pt, nt);
 	dev_free_all();
 }
 
@@ -751,15 +801,11 @@ static void case_cross_entropy(const char *cs)
 	float *L = dev_copy(logits, n * 4), *y = dev_nan(nrow);
 	int32_t *tg = dev_copy(targets, nrow * 4);
 	nn->cross_entropy_forward(y, L, tg, N, C);
-	struct verdict v = verdict(cs, "forward", tol[TOL_ROW]);
-	expect(&v, "loss", y, loss, NULL, nrow);
-	report(&v);
+	check_output(cs, "forward", tol[TOL_ROW], "loss", y, loss, nrow);
 
-	v = verdict(cs, "backward", tol[TOL_ROW]);
 	float *gl = dev_copy(dloss, nrow * 4), *pg, *g = dev_grad(dlogits, n, &pg);
 	nn->cross_entropy_backward(g, L, tg, gl, N, C);
-	expect_grad(&v, "dlogits", g, dlogits, pg, n);
-	report(&v);
+	check_gradient(cs, tol[TOL_ROW], "dlogits", g, dlogits, pg, n);
 	dev_free_all();
 }
 
@@ -777,15 +823,11 @@ static void case_mse(const char *cs)
 
 	float *P = dev_copy(pred, n * 4), *T = dev_copy(target, n * 4), *y = dev_nan(nrow);
 	nn->mse_forward(y, P, T, N, C);
-	struct verdict v = verdict(cs, "forward", tol[TOL_ROW]);
-	expect(&v, "loss", y, loss, NULL, nrow);
-	report(&v);
+	check_output(cs, "forward", tol[TOL_ROW], "loss", y, loss, nrow);
 
-	v = verdict(cs, "backward", tol[TOL_ROW]);
 	float *gl = dev_copy(dloss, nrow * 4), *pp, *gp = dev_grad(dpred, n, &pp);
 	nn->mse_backward(gp, P, T, gl, N, C);
-	expect_grad(&v, "dpred", gp, dpred, pp, n);
-	report(&v);
+	check_gradient(cs, tol[TOL_ROW], "dpred", gp, dpred, pp, n);
 	dev_free_all();
 }
 
@@ -803,11 +845,9 @@ static void case_kl(const char *cs)
 
 	float *P = dev_copy(logp, n * 4), *Q = dev_copy(logq, n * 4), *y = dev_nan(nrow);
 	nn->kl_forward(y, P, Q, N, C);
-	struct verdict v = verdict(cs, "forward", tol[TOL_ROW]);
-	expect(&v, "loss", y, loss, NULL, nrow);
-	report(&v);
+	check_output(cs, "forward", tol[TOL_ROW], "loss", y, loss, nrow);
 
-	v = verdict(cs, "backward", tol[TOL_ROW]);
+	struct verdict v = verdict(cs, "backward", tol[TOL_ROW]);
 	float *gl = dev_copy(dloss, nrow * 4), *pp, *pq;
 	float *gp = dev_grad(dlogp, n, &pp), *gq = dev_grad(dlogq, n, &pq);
 	nn->kl_backward(gp, gq, P, Q, gl, N, C);
@@ -834,27 +874,20 @@ static void case_elementwise(const char *cs)
 	if (fixture_broken(&c, 0))
 		return;
 	float *A = dev_copy(a, n * 4), *B = dev_copy(b, n * 4);
-	struct verdict v;
 	if (!missing_op("add", "forward", nn->add != NULL)) {
 		float *y = dev_nan(n);
 		nn->add(y, A, B, n);
-		v = verdict("add", "forward", tol[TOL_COPY]);
-		expect(&v, "out", y, sum, NULL, n);
-		report(&v);
+		check_output("add", "forward", tol[TOL_COPY], "out", y, sum, n);
 	}
 	if (!missing_op("accumulate", "forward", nn->accumulate != NULL)) {
 		float *y = dev_copy(b, n * 4);
 		nn->accumulate(y, A, n);
-		v = verdict("accumulate", "forward", tol[TOL_COPY]);
-		expect(&v, "dst", y, sum, NULL, n);
-		report(&v);
+		check_output("accumulate", "forward", tol[TOL_COPY], "dst", y, sum, n);
 	}
 	if (!missing_op("scale", "forward", nn->scale != NULL)) {
 		float *y = dev_nan(n);
 		nn->scale(y, A, *s, n);
-		v = verdict("scale", "forward", tol[TOL_COPY]);
-		expect(&v, "out", y, scaled, NULL, n);
-		report(&v);
+		check_output("scale", "forward", tol[TOL_COPY], "out", y, scaled, n);
 	}
 	dev_free_all();
 }
@@ -868,20 +901,15 @@ static void case_reduce(const char *cs)
 	if (fixture_broken(&c, 0))
 		return;
 	float *X = dev_copy(x, n * 4);
-	struct verdict v;
 	if (!missing_op("sum", "forward", nn->sum != NULL)) {
 		float *y = dev_nan(1);
 		nn->sum(y, X, n);
-		v = verdict("sum", "forward", tol[TOL_ROW]);
-		expect(&v, "sum", y, sum, NULL, 1);
-		report(&v);
+		check_output("sum", "forward", tol[TOL_ROW], "sum", y, sum, 1);
 	}
 	if (!missing_op("sum_squares", "forward", nn->sum_squares != NULL)) {
 		float *y = dev_nan(1);
 		nn->sum_squares(y, X, n);
-		v = verdict("sum_squares", "forward", tol[TOL_ROW]);
-		expect(&v, "sum_squares", y, sumsq, NULL, 1);
-		report(&v);
+		check_output("sum_squares", "forward", tol[TOL_ROW], "sum_squares", y, sumsq, 1);
 	}
 	dev_free_all();
 }
@@ -920,11 +948,9 @@ static void case_ema(const char *cs)
 	const float *param = fx(&c, "param", NULL), *out = fx(&c, "out", NULL);
 	if (fixture_broken(&c, 0) || missing_op(cs, "update", nn->ema_update != NULL))
 		return;
-	struct verdict v = verdict(cs, "update", tol[TOL_ELEM]);
 	float *E = dev_copy(ema, n * 4), *P = dev_copy(param, n * 4);
 	nn->ema_update(E, P, n, *decay);
-	expect(&v, "ema", E, out, NULL, n);
-	report(&v);
+	check_output(cs, "update", tol[TOL_ELEM], "ema", E, out, n);
 	dev_free_all();
 }
 
@@ -985,15 +1011,9 @@ static void run_all(const char *name)
 
 int main(void)
 {
-	char path[4096];
-	const char *root = getenv("KNND_ROOT");
-	snprintf(path, sizeof path, "%s%stests/golden/nn/ops.safetensors", root && *root ? root : "",
-	         root && *root ? "/" : "");
-	fixture = st_open(path);
-	if (!fixture) {
-		printf("FAIL fixtures: %s\n", error_message());
+	fixture = golden_fixture("nn/ops.safetensors", "fixtures");
+	if (!fixture)
 		return 1;
-	}
 
 	if (nn_use_backend("cpu") < 0) {
 		printf("FAIL cpu backend: %s\n", error_message());

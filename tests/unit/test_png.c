@@ -173,6 +173,17 @@ static bool pixels_equal(const struct image *img, const uint8_t *want, size_t n)
 	return img->pixels && image_bytes(img) == n && !memcmp(img->pixels, want, n);
 }
 
+/* Decodes s's samples and checks the channel count and the n bytes of
+ * pixels. */
+static void check_decoded(const struct png_spec *s, const unsigned *samples, enum image_alpha alpha,
+                          int channels, const uint8_t *want, size_t n)
+{
+	struct image img;
+	CHECK_MSG(decode(s, samples, alpha, &img) == 0, "%s", error_message());
+	CHECK(img.channels == channels && pixels_equal(&img, want, n));
+	image_free(&img);
+}
+
 /* ---- PNG color types and bit depths ---- */
 
 static void test_gray8(void)
@@ -224,12 +235,8 @@ static void test_rgb16_keeps_high_byte(void)
 	struct png_spec s = { 2, 1, PNG_COLOR_TYPE_RGB, 16 };
 	unsigned in[] = { 0xabcd, 0x0102, 0xff00, 0x80ff, 0x7f80, 0x0001 };
 	const uint8_t want[] = { 0xab, 0x01, 0xff, 0x80, 0x7f, 0x00 };
-	struct image img;
-	for (int mode = IMAGE_ON_WHITE; mode <= IMAGE_KEEP_ALPHA; mode++) {
-		CHECK_MSG(decode(&s, in, mode, &img) == 0, "%s", error_message());
-		CHECK(img.channels == 3 && pixels_equal(&img, want, sizeof want));
-		image_free(&img);
-	}
+	for (int mode = IMAGE_ON_WHITE; mode <= IMAGE_KEEP_ALPHA; mode++)
+		check_decoded(&s, in, mode, 3, want, sizeof want);
 }
 
 static void test_gray_alpha(void)
@@ -238,13 +245,8 @@ static void test_gray_alpha(void)
 	unsigned in[] = { 0, 0, 0, 128, 100, 255 };
 	const uint8_t kept[] = { 0, 0, 0, 128, 100, 255 };
 	const uint8_t composited[] = { 255, (255 * 127 + 127) / 255, 100 };
-	struct image img;
-	CHECK_MSG(decode(&s, in, IMAGE_KEEP_ALPHA, &img) == 0, "%s", error_message());
-	CHECK(img.channels == 2 && pixels_equal(&img, kept, sizeof kept));
-	image_free(&img);
-	CHECK_MSG(decode(&s, in, IMAGE_ON_WHITE, &img) == 0, "%s", error_message());
-	CHECK(img.channels == 1 && pixels_equal(&img, composited, sizeof composited));
-	image_free(&img);
+	check_decoded(&s, in, IMAGE_KEEP_ALPHA, 2, kept, sizeof kept);
+	check_decoded(&s, in, IMAGE_ON_WHITE, 1, composited, sizeof composited);
 }
 
 static void test_rgba(void)
@@ -255,13 +257,8 @@ static void test_rgba(void)
 	uint8_t composited[6] = { 10, 20, 30 };
 	for (int k = 0; k < 3; k++)
 		composited[3 + k] = (uint8_t)((in[4 + k] * 64 + 255 * 191 + 127) / 255);
-	struct image img;
-	CHECK_MSG(decode(&s, in, IMAGE_KEEP_ALPHA, &img) == 0, "%s", error_message());
-	CHECK(img.channels == 4 && pixels_equal(&img, kept, sizeof kept));
-	image_free(&img);
-	CHECK_MSG(decode(&s, in, IMAGE_ON_WHITE, &img) == 0, "%s", error_message());
-	CHECK(img.channels == 3 && pixels_equal(&img, composited, sizeof composited));
-	image_free(&img);
+	check_decoded(&s, in, IMAGE_KEEP_ALPHA, 4, kept, sizeof kept);
+	check_decoded(&s, in, IMAGE_ON_WHITE, 3, composited, sizeof composited);
 }
 
 static void test_rgba16(void)
@@ -269,10 +266,7 @@ static void test_rgba16(void)
 	struct png_spec s = { 1, 1, PNG_COLOR_TYPE_RGB_ALPHA, 16 };
 	unsigned in[] = { 0x1111, 0x2222, 0x3333, 0x80ff };
 	const uint8_t kept[] = { 0x11, 0x22, 0x33, 0x80 };
-	struct image img;
-	CHECK_MSG(decode(&s, in, IMAGE_KEEP_ALPHA, &img) == 0, "%s", error_message());
-	CHECK(img.channels == 4 && pixels_equal(&img, kept, sizeof kept));
-	image_free(&img);
+	check_decoded(&s, in, IMAGE_KEEP_ALPHA, 4, kept, sizeof kept);
 }
 
 static const png_color test_palette[4] = { { 255, 0, 0 }, { 0, 255, 0 }, { 0, 0, 255 }, { 9, 8, 7 } };
@@ -300,13 +294,8 @@ static void test_palette_with_trns(void)
 	unsigned in[] = { 0, 1, 2, 3 };
 	const uint8_t kept[] = { 255, 0, 0, 0, 0, 255, 0, 128, 0, 0, 255, 255, 9, 8, 7, 255 };
 	const uint8_t composited[] = { 255, 255, 255, 127, 255, 127, 0, 0, 255, 9, 8, 7 };
-	struct image img;
-	CHECK_MSG(decode(&s, in, IMAGE_KEEP_ALPHA, &img) == 0, "%s", error_message());
-	CHECK(img.channels == 4 && pixels_equal(&img, kept, sizeof kept));
-	image_free(&img);
-	CHECK_MSG(decode(&s, in, IMAGE_ON_WHITE, &img) == 0, "%s", error_message());
-	CHECK(img.channels == 3 && pixels_equal(&img, composited, sizeof composited));
-	image_free(&img);
+	check_decoded(&s, in, IMAGE_KEEP_ALPHA, 4, kept, sizeof kept);
+	check_decoded(&s, in, IMAGE_ON_WHITE, 3, composited, sizeof composited);
 }
 
 /* A gray or RGB key color is transparency only when compositing; keep-alpha
@@ -320,19 +309,13 @@ static void test_color_key_trns(void)
 	CHECK_MSG(decode(&gray, gray_in, IMAGE_ON_WHITE, &img) == 0, "%s", error_message());
 	CHECK(pixels_equal(&img, (const uint8_t[]){ 255, 60 }, 2));
 	image_free(&img);
-	CHECK_MSG(decode(&gray, gray_in, IMAGE_KEEP_ALPHA, &img) == 0, "%s", error_message());
-	CHECK(img.channels == 1 && pixels_equal(&img, (const uint8_t[]){ 50, 60 }, 2));
-	image_free(&img);
+	check_decoded(&gray, gray_in, IMAGE_KEEP_ALPHA, 1, (const uint8_t[]){ 50, 60 }, 2);
 
 	png_color_16 rgb_key = { .red = 1, .green = 2, .blue = 3 };
 	struct png_spec rgb = { 2, 1, PNG_COLOR_TYPE_RGB, 8, .trns_color = &rgb_key };
 	unsigned rgb_in[] = { 1, 2, 3, 1, 2, 4 };
-	CHECK_MSG(decode(&rgb, rgb_in, IMAGE_ON_WHITE, &img) == 0, "%s", error_message());
-	CHECK(img.channels == 3 && pixels_equal(&img, (const uint8_t[]){ 255, 255, 255, 1, 2, 4 }, 6));
-	image_free(&img);
-	CHECK_MSG(decode(&rgb, rgb_in, IMAGE_KEEP_ALPHA, &img) == 0, "%s", error_message());
-	CHECK(img.channels == 3 && pixels_equal(&img, (const uint8_t[]){ 1, 2, 3, 1, 2, 4 }, 6));
-	image_free(&img);
+	check_decoded(&rgb, rgb_in, IMAGE_ON_WHITE, 3, (const uint8_t[]){ 255, 255, 255, 1, 2, 4 }, 6);
+	check_decoded(&rgb, rgb_in, IMAGE_KEEP_ALPHA, 3, (const uint8_t[]){ 1, 2, 3, 1, 2, 4 }, 6);
 }
 
 /* Adam7 decodes to the same pixels as the plain encoding, at odd sizes. */
@@ -387,10 +370,7 @@ static void test_keep_alpha_is_exact(void)
 	for (int i = 0; i < N * N * 4; i++)
 		want[i] = (uint8_t)(in[i] = (unsigned)(i * 2654435761u >> 13) & 0xff);
 	struct png_spec s = { N, N, PNG_COLOR_TYPE_RGB_ALPHA, 8 };
-	struct image img;
-	CHECK_MSG(decode(&s, in, IMAGE_KEEP_ALPHA, &img) == 0, "%s", error_message());
-	CHECK(img.channels == 4 && pixels_equal(&img, want, sizeof want));
-	image_free(&img);
+	check_decoded(&s, in, IMAGE_KEEP_ALPHA, 4, want, sizeof want);
 }
 
 /* ---- malformed PNGs ---- */

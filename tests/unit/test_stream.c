@@ -184,57 +184,51 @@ static void tensor_bytes(struct mp_buf *b, const char *dtype, int ndim, const in
 static void test_malformed_tensors(void)
 {
 	struct mp_buf b = { 0 };
-	int64_t s28[2] = { 28, 28 };
-	tensor_bytes(&b, "uint8", 2, s28, 783);
-	expect_error("short data", b.data, b.len, "data has 783 bytes but uint8 [28,28] needs 784");
-	b.len = 0;
-	tensor_bytes(&b, "complex7", 2, s28, 784);
-	expect_error("bad dtype", b.data, b.len, "unknown dtype 'complex7'");
-	b.len = 0;
-	int64_t neg[1] = { -1 };
-	tensor_bytes(&b, "uint8", 1, neg, 0);
-	expect_error("negative dim", b.data, b.len, "shape[0] is not a non-negative integer");
-	b.len = 0;
-	int64_t huge[4] = { 1LL << 40, 1LL << 40, 1LL << 40, 1 };
-	tensor_bytes(&b, "float32", 4, huge, 4);
-	expect_error("overflowing shape", b.data, b.len, "shape is too large");
-	b.len = 0;
-	int64_t nine[9] = { 1, 1, 1, 1, 1, 1, 1, 1, 1 };
-	tensor_bytes(&b, "uint8", 9, nine, 1);
-	expect_error("too many dims", b.data, b.len, "9 dimensions");
-	b.len = 0;
+	static const struct {
+		const char *what, *dtype;
+		int ndim;
+		int64_t shape[9];
+		size_t nbytes;
+		const char *want;
+	} tensors[] = {
+		{ "short data", "uint8", 2, { 28, 28 }, 783, "data has 783 bytes but uint8 [28,28] needs 784" },
+		{ "bad dtype", "complex7", 2, { 28, 28 }, 784, "unknown dtype 'complex7'" },
+		{ "negative dim", "uint8", 1, { -1 }, 0, "shape[0] is not a non-negative integer" },
+		{ "overflowing shape", "float32", 4, { 1LL << 40, 1LL << 40, 1LL << 40, 1 }, 4, "shape is too large" },
+		{ "too many dims", "uint8", 9, { 1, 1, 1, 1, 1, 1, 1, 1, 1 }, 1, "9 dimensions" },
+	};
+	for (size_t i = 0; i < sizeof tensors / sizeof *tensors; i++) {
+		tensor_bytes(&b, tensors[i].dtype, tensors[i].ndim, tensors[i].shape, tensors[i].nbytes);
+		expect_error(tensors[i].what, b.data, b.len, tensors[i].want);
+		b.len = 0;
+	}
+	/* Tensor maps of 3 entries that hold only strings, keys and values
+	 * alternating: a key of the wrong type, a repeated key. */
+	static const struct { const char *what, *strs[4], *want; } maps[] = {
+		{ "shape type", { "shape", "28x28" }, "shape is a str, not an array" },
+		{ "data type", { "data", "abc" }, "data is a str, not bin" },
+		{ "repeated key", { "dtype", "uint8", "dtype", "uint8" }, "repeated key 'dtype'" },
+	};
+	for (size_t i = 0; i < sizeof maps / sizeof *maps; i++) {
+		mp_put_map_header(&b, 3);
+		for (int j = 0; j < 4 && maps[i].strs[j]; j++)
+			mp_put_str(&b, maps[i].strs[j], strlen(maps[i].strs[j]));
+		expect_error(maps[i].what, b.data, b.len, maps[i].want);
+		b.len = 0;
+	}
 	/* dtype that is not a string */
 	mp_put_map_header(&b, 3);
 	mp_put_str(&b, "dtype", 5);
 	mp_put_int(&b, 3);
 	expect_error("dtype type", b.data, b.len, "dtype is a uint, not a string");
 	b.len = 0;
-	/* shape that is not an array */
-	mp_put_map_header(&b, 3);
-	mp_put_str(&b, "shape", 5);
-	mp_put_str(&b, "28x28", 5);
-	expect_error("shape type", b.data, b.len, "shape is a str, not an array");
-	b.len = 0;
-	/* data as str */
-	mp_put_map_header(&b, 3);
-	mp_put_str(&b, "data", 4);
-	mp_put_str(&b, "abc", 3);
-	expect_error("data type", b.data, b.len, "data is a str, not bin");
-	b.len = 0;
-	/* missing key, extra key, repeated key */
+	/* missing key, extra key */
 	mp_put_map_header(&b, 2);
 	mp_put_str(&b, "dtype", 5);
 	mp_put_str(&b, "uint8", 5);
 	mp_put_str(&b, "shape", 5);
 	mp_put_array_header(&b, 0);
 	expect_error("two keys", b.data, b.len, "tensor map has 2 keys");
-	b.len = 0;
-	mp_put_map_header(&b, 3);
-	mp_put_str(&b, "dtype", 5);
-	mp_put_str(&b, "uint8", 5);
-	mp_put_str(&b, "dtype", 5);
-	mp_put_str(&b, "uint8", 5);
-	expect_error("repeated key", b.data, b.len, "repeated key 'dtype'");
 	b.len = 0;
 	mp_put_map_header(&b, 3);
 	mp_put_str(&b, "shape", 5);

@@ -51,43 +51,12 @@ static double tolerance(const char *name)
 	return 0;
 }
 
-/* An expected tensor as float32 (malloc'd), with its element count. */
-static float *expected_f32(const char *name, size_t *n)
-{
-	const struct st_entry *e = st_find(expected, name);
-	if (!e)
-		return NULL;
-	float *x = xmalloc(e->numel * sizeof *x);
-	if (st_read_f32(e, x, e->numel) < 0) {
-		free(x);
-		return NULL;
-	}
-	*n = e->numel;
-	return x;
-}
-
-/* An expected int64 tensor as int32 (malloc'd). */
-static int32_t *expected_ids(const char *name, size_t *n)
-{
-	const struct st_entry *e = st_find(expected, name);
-	if (!e || e->dtype != DT_INT64)
-		return NULL;
-	int32_t *ids = xmalloc(e->numel * sizeof *ids);
-	for (size_t i = 0; i < e->numel; i++) {
-		int64_t v;
-		memcpy(&v, (const char *)e->data + 8 * i, 8);
-		ids[i] = (int32_t)v;
-	}
-	*n = e->numel;
-	return ids;
-}
-
 /* Compares n floats with the expected tensor `name` (its first n values
  * when only a prefix is given, as for image 0 of a batch). */
 static void check_close(const char *name, const float *got, size_t n)
 {
 	size_t m;
-	float *want = expected_f32(name, &m);
+	float *want = golden_f32(expected, name, &m);
 	CHECK_MSG(want, "expected tensor %s is missing", name);
 	if (!want)
 		return;
@@ -110,15 +79,9 @@ static void check_close(const char *name, const float *got, size_t n)
 static void check_ids(const char *name, const int32_t *got, size_t n)
 {
 	size_t m;
-	int32_t *want = expected_ids(name, &m);
+	int32_t *want = golden_ids(expected, name, &m);
 	CHECK_MSG(want && m == n, "expected ids %s missing or of another size", name);
-	size_t wrong = 0, first = 0;
-	for (size_t i = 0; want && i < n && i < m; i++)
-		if (got[i] != want[i] && !wrong++)
-			first = i;
-	printf("# %s mismatches %zu of %zu\n", name, wrong, n);
-	CHECK_MSG(!wrong, "%s: %zu of %zu differ, first at %zu (%d, want %d)", name, wrong, n, first, got[first],
-	          want[first]);
+	golden_check_ids(name, got, n, want, m);
 	free(want);
 }
 
@@ -213,7 +176,7 @@ static void run_passes(const char *file, const char *prefix)
 	if (load(&m, file, "config.json") < 0)
 		return;
 	size_t n;
-	float *images = expected_f32("input.images", &n);
+	float *images = golden_f32(expected, "input.images", &n);
 	int B = 3, H = 16, W = 16, h = 8, w = 8, D = m.cfg.embed_dim, N = m.cfg.n_embed;
 	size_t nz = (size_t)B * D * h * w;
 	CHECK(images && n == (size_t)B * 3 * H * W);
@@ -242,7 +205,7 @@ static void run_passes(const char *file, const char *prefix)
 		float *all = xmalloc((size_t)B * h * w * N * sizeof *all);
 		vqgan_distances(&m, z, B, h, w, all);
 		check_close("quant.dist", all, (size_t)B * h * w * N);
-		float *want = expected_f32("quant.dist", &n), *mins = xmalloc((size_t)B * h * w * sizeof *mins);
+		float *want = golden_f32(expected, "quant.dist", &n), *mins = xmalloc((size_t)B * h * w * sizeof *mins);
 		for (int r = 0; r < B * h * w; r++) {
 			mins[r] = want[(size_t)r * N];
 			for (int k = 1; k < N; k++)
@@ -300,7 +263,7 @@ static void check_decode_codes(const char *file, const char *prefix)
 	if (load(&m, file, NULL) < 0)
 		return;
 	size_t n;
-	int32_t *codes = expected_ids("codes.indices", &n);
+	int32_t *codes = golden_ids(expected, "codes.indices", &n);
 	CHECK(codes && n == 2 * 8 * 8);
 	float *images = xmalloc(2 * 3 * 16 * 16 * sizeof *images);
 	CHECK_MSG(vqgan_decode(&m, codes, 2, 8, 8, images) == 0, "%s", error_message());
@@ -330,7 +293,7 @@ static void test_codec(void)
 	if (load(&m, "model.safetensors", NULL) < 0)
 		return;
 	size_t n;
-	float *pixels = expected_f32("codec.pixels_in", &n);
+	float *pixels = golden_f32(expected, "codec.pixels_in", &n);
 	float *x = xmalloc(n * sizeof *x);
 	for (size_t i = 0; i < n; i++)
 		x[i] = pixels[i] / 127.5f - 1;
@@ -348,7 +311,7 @@ static void test_codec(void)
 		check_close("codec.pixels_out", out, n);
 	}
 	/* the inference path's latents against the reference's, on its own inputs */
-	float *images = expected_f32("input.images", &n);
+	float *images = golden_f32(expected, "input.images", &n);
 	CHECK(vqgan_encode(&m, images, B, 16, 16, tokens, latents) == 0);
 	check_close("enc.quant_conv", latents, (size_t)B * 16 * h * w);
 	check_ids("quant.indices", tokens, (size_t)B * h * w);
