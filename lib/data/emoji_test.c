@@ -144,7 +144,9 @@ static int parse_comment(struct emoji_test_reader *r, char *s, struct emoji_entr
 		n += (size_t)utf8_put(e->cps[i], r->utf8 + n);
 	r->utf8[n] = 0;
 	s = skip_space(s);
-	if (strncmp(s, r->utf8, n) || (s[n] != ' ' && s[n] != '\t'))
+	/* strnlen first: a code point 0 puts a NUL into the UTF-8, where
+	 * strncmp would stop and let s[n] read past a shorter comment */
+	if (strnlen(s, n) != n || memcmp(s, r->utf8, n) || (s[n] != ' ' && s[n] != '\t'))
 		return errorf("%s:%ld: the comment does not start with the emoji of the code points", r->path, r->line);
 	s = skip_space(s + n);
 	char *version = s + 1;
