@@ -67,6 +67,9 @@ static const char help[] =
 	"      --cond-drop P      train this fraction of samples with the null\n"
 	"                         condition (zeros), for classifier-free guidance\n"
 	"                         (default 0)\n"
+	"      --query-noise XI   move the query embedding by random noise of XI times\n"
+	"                         its norm (then rescale), so that a text query, only\n"
+	"                         near its images, reads like an image's (default 0)\n"
 	"      --aux-weight W     weight of VQ-Diffusion's auxiliary x0 loss (5e-4)\n"
 	"      --buffer N         records in the shuffle buffer (default 256)\n"
 	"      --save-every N     checkpoint every N steps (default 1000; 0: at the end)\n"
@@ -102,6 +105,7 @@ static const char help[] =
 enum {
 	OPT_BACKBONE = 256, OPT_NO_KNN, OPT_BACKEND, OPT_CODES, OPT_DEPTH, OPT_WIDTH, OPT_HEADS, OPT_TSTEPS,
 	OPT_COND_ATTN, OPT_EMA, OPT_COND_DROP, OPT_AUX, OPT_TRUNC, OPT_GUIDANCE, OPT_KNN_MEAN, OPT_QUERY_NEAREST,
+	OPT_QUERY_NOISE,
 };
 
 struct options {
@@ -128,7 +132,8 @@ static void parse_options(int argc, char **argv, struct options *o, bool train)
 		{ "heads", 1, 0, OPT_HEADS }, { "steps-diffusion", 1, 0, OPT_TSTEPS },
 		{ "cond-self-attn", 0, 0, OPT_COND_ATTN }, { "ema", 0, 0, OPT_EMA }, { "cond-drop", 1, 0, OPT_COND_DROP },
 		{ "aux-weight", 1, 0, OPT_AUX }, { "truncation", 1, 0, OPT_TRUNC }, { "guidance", 1, 0, OPT_GUIDANCE },
-		{ "cond-knn-mean", 0, 0, OPT_KNN_MEAN }, { "query-nearest", 0, 0, OPT_QUERY_NEAREST }, NN_TRAIN_LONGOPTS, NN_TRAIN_LONGOPT_LOG, { 0 },
+		{ "cond-knn-mean", 0, 0, OPT_KNN_MEAN }, { "query-nearest", 0, 0, OPT_QUERY_NEAREST },
+		{ "query-noise", 1, 0, OPT_QUERY_NOISE }, NN_TRAIN_LONGOPTS, NN_TRAIN_LONGOPT_LOG, { 0 },
 	};
 	*o = (struct options){
 		.k = -1, .batch = 16, .depth = 12, .width = 512, .heads = 8, .T = 100, .steps = -1,
@@ -182,6 +187,9 @@ static void parse_options(int argc, char **argv, struct options *o, bool train)
 				o->use_ema = true;
 			break;
 		case OPT_COND_DROP: o->train.cond_drop = (float)parse_float_range("--cond-drop", optarg, 0, 1); break;
+		case OPT_QUERY_NOISE:
+			o->train.query_noise = (float)parse_float_range("--query-noise", optarg, 0, 1e3);
+			break;
 		case OPT_AUX: o->train.loss.aux_weight = (float)parse_float_range("--aux-weight", optarg, 0, 1e6); break;
 		case OPT_TRUNC: o->truncation = (float)parse_float_range("--truncation", optarg, 1e-6, 1); break;
 		case OPT_GUIDANCE: o->guidance = (float)parse_float_range("--guidance", optarg, 0, 1e6); break;
@@ -192,8 +200,11 @@ static void parse_options(int argc, char **argv, struct options *o, bool train)
 		usage_error("--model PATH is required");
 	o->inputs = argv + optind;
 	o->ninputs = argc - optind;
-	if (!o->training)
+	if (!o->training) {
+		if (o->train.query_noise > 0)
+			usage_error("--query-noise is an option of diffuse train");
 		return;
+	}
 	if (o->query_nearest)
 		usage_error("--query-nearest is an option of diffuse sample");
 	if (o->steps < 0)
@@ -267,9 +278,13 @@ static void report_print(struct report *r, const struct diffuse_trainer *t, cons
  * exact resume depends on, as a JSON member of the weights' "config". */
 static void train_options_json(const struct options *o, char *buf, size_t size)
 {
+	/* query_noise only when set: runs without it keep their bytes */
+	char noise[64] = "";
+	if (o->train.query_noise > 0)
+		snprintf(noise, sizeof noise, ", \"query_noise\": %.9g", o->train.query_noise);
 	snprintf(buf, size, "\"train\": {\"batch\": %d, \"buffer\": %d, \"k\": %d, \"no_knn\": %d, "
-	         "\"cond_drop\": %.9g, \"aux_weight\": %.9g}", o->batch, o->run.buffer, o->k, o->no_knn,
-	         o->train.cond_drop, o->train.loss.aux_weight);
+	         "\"cond_drop\": %.9g, \"aux_weight\": %.9g%s}", o->batch, o->run.buffer, o->k, o->no_knn,
+	         o->train.cond_drop, o->train.loss.aux_weight, noise);
 }
 
 static void save(const struct diffuse_trainer *t, const struct options *o, const struct record_shuffle *sh)
@@ -293,7 +308,7 @@ static void check_resume_options(const struct options *o)
 	char train[512];
 	train_options_json(o, train, sizeof train);
 	nn_train_check_resume(o->model, st_metadata(f, "config"), train,
-	                      "--batch, --buffer, -k, --no-knn, --cond-drop or --aux-weight");
+	                      "--batch, --buffer, -k, --no-knn, --cond-drop, --query-noise or --aux-weight");
 	st_close(f);
 }
 

@@ -2,6 +2,7 @@
  * diffuse_train.h. */
 #include "diffusion/diffuse_train.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -123,6 +124,39 @@ void diffuse_cond_from_record(const struct diffuse_record_spec *spec, const stru
 #define TIME_STREAM 0x74696d65ull    /* t per row */
 #define NOISE_STREAM 0x6e6f6973ull   /* q_sample's uniforms, C * L per row */
 #define DROP_STREAM 0x64726f70ull    /* condition drop per row */
+#define QUERY_STREAM 0x71756572ull   /* query noise, D rounded up to 4 per row */
+
+/* The query slot e [D] moved by a random direction of size xi |e| and
+ * brought back to its norm (LAFITE's pseudo text features, Zhou et al.
+ * 2022): training on image embeddings, the model learns to read a query
+ * that is only near its image, as a text embedding is (cosine about
+ * 1/sqrt(1 + xi^2) to the unperturbed one). */
+static void perturb_query(float *e, int D, float xi, uint64_t seed, uint64_t row)
+{
+	uint64_t stride = ((uint64_t)D + 3) & ~(uint64_t)3, e0 = row * stride;
+	float z[4];
+	double ee = 0, zz = 0;
+	for (int i = 0; i < D; i++)
+		ee += (double)e[i] * e[i];
+	float *n = xmalloc((size_t)D * sizeof *n);
+	for (int i = 0; i < D; i++) {
+		if ((i & 3) == 0)
+			philox_normal4(seed, e0 + (uint64_t)i, z);
+		n[i] = z[i & 3];
+		zz += (double)n[i] * n[i];
+	}
+	if (ee > 0 && zz > 0) {
+		double scale = xi * sqrt(ee / zz), moved = 0;
+		for (int i = 0; i < D; i++) {
+			n[i] = (float)(e[i] + scale * n[i]);
+			moved += (double)n[i] * n[i];
+		}
+		double back = sqrt(ee / moved);
+		for (int i = 0; i < D; i++)
+			e[i] = (float)(n[i] * back);
+	}
+	free(n);
+}
 
 struct diffuse_train_config diffuse_train_defaults(void)
 {
@@ -209,6 +243,8 @@ int diffuse_trainer_step(struct diffuse_trainer *t, const int32_t *x0, float *co
 		if (t->cfg.cond_drop > 0 && philox_uniform_at(seed ^ DROP_STREAM, row) < t->cfg.cond_drop) {
 			memset(cond + (size_t)b * S * D, 0, (size_t)S * D * sizeof *cond);
 			memset(v, 1, (size_t)S);
+		} else if (t->cfg.query_noise > 0) {
+			perturb_query(cond + (size_t)b * S * D, D, t->cfg.query_noise, seed ^ QUERY_STREAM, row);
 		}
 		philox_uniform_fill(t->uniform + (size_t)b * C * L, (size_t)C * L, seed ^ NOISE_STREAM,
 		                    row * (uint64_t)C * L);

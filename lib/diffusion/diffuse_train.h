@@ -63,6 +63,7 @@ void diffuse_cond_from_record(const struct diffuse_record_spec *spec, const stru
 struct diffuse_train_config {
 	uint64_t seed;
 	float cond_drop;            /* fraction of rows trained with the null condition */
+	float query_noise;          /* relative size of the noise added to the query slot */
 	struct md_loss_config loss;
 };
 
@@ -90,7 +91,8 @@ void diffuse_trainer_free(struct diffuse_trainer *t);
 
 /* One optimiser step on host tokens x0 [B, L] (ids < K) and conditions
  * cond [B, S, D] (rows dropped to the null condition are zeroed in
- * place; valid [B, S] may be NULL: all). *loss gets the step's loss.
+ * place, and with query_noise the query slot of the others is perturbed
+ * in place; valid [B, S] may be NULL: all). *loss gets the step's loss.
  * Returns the nn_optim_step result, or -1 (errorf). */
 int diffuse_trainer_step(struct diffuse_trainer *t, const int32_t *x0, float *cond, const uint8_t *valid, int B,
                          int S, float *loss);

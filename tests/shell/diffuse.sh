@@ -122,7 +122,7 @@ check knn_mean_overfits at_least "$(agree s10.ts train.ts)" 0.8
 
 # Resume: 12 steps straight, or 5 + 7 (stopped, then resumed; from stdin
 # too), end in the same bytes.
-R=("${TINY[@]}" --steps 12 --warmup 2 --save-every 4 --progress-every 0 --cond-drop 0.25)
+R=("${TINY[@]}" --steps 12 --warmup 2 --save-every 4 --progress-every 0 --cond-drop 0.25 --query-noise 0.3)
 diffuse train "${R[@]}" -m a.safetensors train.ts 2>/dev/null
 diffuse train "${R[@]}" -m b.safetensors --stop-after 5 train.ts 2>/dev/null
 check stopped_early "$PY" -c '
@@ -132,6 +132,12 @@ n = int.from_bytes(h[:8], "little"); m = json.loads(h[8:8 + n])["__metadata__"]
 assert m["step"] == "5", m["step"]'
 diffuse train "${R[@]}" -m b.safetensors --resume train.ts 2>b.log
 check resume_exact cmp a.safetensors b.safetensors
+check query_noise_in_config "$PY" -c '
+import json
+def train(p):
+    h = open(p, "rb").read(); n = int.from_bytes(h[:8], "little")
+    return json.loads(json.loads(h[8:8 + n])["__metadata__"]["config"])["train"]
+assert abs(train("a.safetensors")["query_noise"] - 0.3) < 1e-6 and "query_noise" not in train("m.safetensors")'
 check resume_state_exact cmp a.state.safetensors b.state.safetensors
 check resume_says_so grep -q resumed b.log
 diffuse train "${R[@]}" -m c.safetensors --stop-after 3 <train.ts 2>/dev/null
@@ -153,9 +159,11 @@ check_fails empty 'no training records' diffuse train "${TINY[@]}" -m x.safetens
 check_fails grid_vs_checkpoint '2x8 grid, the model.s is 4x4' diffuse train "${R[@]}" -m a.safetensors --resume \
 	other_grid.ts
 check_fails resume_other_options 'trained with warmup_steps 2' diffuse train "${TINY[@]}" --cond-drop 0.25 \
-	-m a.safetensors --resume train.ts
-check_fails resume_other_cond_drop 'cond-drop or --aux-weight differ from the run.s' diffuse train "${R[@]}" \
-	--cond-drop 0.5 -m a.safetensors --resume train.ts
+	--query-noise 0.3 -m a.safetensors --resume train.ts
+check_fails resume_other_cond_drop 'cond-drop, --query-noise or --aux-weight differ from the run.s' \
+	diffuse train "${R[@]}" --cond-drop 0.5 -m a.safetensors --resume train.ts
+check_fails resume_other_query_noise 'query-noise or --aux-weight differ from the run.s' \
+	diffuse train "${R[@]}" --query-noise 0.5 -m a.safetensors --resume train.ts
 check_fails sample_cond_dim "other_dim.ts: record 0: .*'emb' dimension is 4, the model's is 8" \
 	diffuse sample -m m.safetensors other_dim.ts
 check_fails sample_missing_knn "record 0: no 'knn'" diffuse sample -m m.safetensors emb_only.ts
@@ -166,4 +174,7 @@ check_fails resume_missing 'nothere.safetensors' diffuse train "${TINY[@]}" -m n
 check_fails too_many_steps 'only 10 diffusion steps' diffuse sample -m m.safetensors --steps 11 cond.ts
 check_fails bad_truncation 'truncation' diffuse sample -m m.safetensors --truncation 2 cond.ts
 check_fails bad_cond_drop 'cond-drop' diffuse train "${TINY[@]}" -m x.safetensors --cond-drop 1.5 train.ts
+check_fails bad_query_noise 'query-noise' diffuse train "${TINY[@]}" -m x.safetensors --query-noise -1 train.ts
+check_fails query_noise_training_only 'query-noise is an option of diffuse train' \
+	diffuse sample -m m.safetensors --query-noise 0.5 cond.ts
 check no_output_after_errors test ! -e x.safetensors
