@@ -13,7 +13,7 @@ include $(dir $(lastword $(MAKEFILE_LIST)))index.mk
 PROMPTS ?= $(dir $(lastword $(MAKEFILE_LIST)))demo-prompts.txt
 OUT_DIR := $(WORK)
 SAMPLES ?= 4
-SAMPLE_FLAGS ?= --seed 1 --guidance 3
+SAMPLE_FLAGS ?= --seed 1
 include $(dir $(lastword $(MAKEFILE_LIST)))sample.mk
 
 .PHONY: demo

@@ -16,20 +16,22 @@ VQ_TRAIN_FLAGS ?= --resize $(IMAGE_SIZE) -f 4 --ch 32 --res-blocks 1 --codes 512
 CLIP_TRAIN_FLAGS ?= --image-size $(IMAGE_SIZE) --patch 4 --vision-width 128 --vision-layers 4 \
                     --text-width 128 --text-layers 4 --context 32 --embed-dim 128 --merges 1000 \
                     --batch 128 --steps 9000 --lr 5e-4 --save-every 250 --seed 1
-DIFFUSE_TRAIN_FLAGS ?= --codes 512 --depth 6 --width 256 --heads 4 --cond-drop 0.1 \
-                       --batch 32 --steps 4000 --save-every 500 --seed 1
+DIFFUSE_TRAIN_FLAGS ?= --codes 512 --depth 6 --width 256 --heads 4 --cond-drop 0.1 --query-noise 0.75 \
+                       --lr 8e-4 --batch 32 --steps 9000 --save-every 500 --seed 1
 
 CLIP_MODEL := $(MODELS)/clip.safetensors
 VQ_MODEL := $(MODELS)/vqgan.safetensors
 DIFFUSE_MODEL := $(MODELS)/diffuse.safetensors
 INDEX_IMAGES := $(DATA)/gen-images.ts
-TRAIN_IMAGES := $(DATA)/gen-mix.ts
+# The generator trains on distinct drawings; the VQGAN on the full mix.
+TRAIN_IMAGES := $(DATA)/gen-mix-distinct.ts
+VQ_IMAGES := $(DATA)/gen-mix.ts
 VQ_ENCODE_FLAGS := --resize $(IMAGE_SIZE)
 include $(dir $(lastword $(MAKEFILE_LIST)))index.mk
 include $(dir $(lastword $(MAKEFILE_LIST)))train.mk
 
 # Held out from the VQGAN: stickers and garments of the CLIP's side.
-$(VQ_MODEL): $(TRAIN_IMAGES) $(DATA)/heldout-images.ts
+$(VQ_MODEL): $(VQ_IMAGES) $(DATA)/heldout-images.ts
 	$(call knnd_tool,vq-train) -o $(knnd_run) $(knnd_resume) $(VQ_TRAIN_FLAGS) --val $(DATA)/heldout-images.ts $<
 	$(knnd_publish)
 
