@@ -12,7 +12,7 @@ P=$KNND_ROOT/pipelines
 export OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive
 DIFFUSE_FLAGS="--codes 32 --depth 1 --width 32 --heads 2 --steps-diffusion 10 --batch 8 --steps 6 --save-every 3 --seed 1 --progress-every 0"
 tiny=(KNND_BIN="$KNND_BIN" DATA=data MODELS=models IMAGE_SIZE=16 EMOJI_COUNT=120 FASHION_COUNT=200
-	FASHION_CLIP=60 FASHION_GEN=60 EMOJI_WEIGHT=2
+	FASHION_CLIP=60 FASHION_GEN=60 EMOJI_WEIGHT=2 DISTINCT_WEIGHT=3 FASHION_DISTINCT=50
 	VQ_TRAIN_FLAGS="--resize 16 -f 4 --ch 32 --res-blocks 1 --codes 32 --embed-dim 8 --ema-codebook --batch 4 --steps 6 --save-every 3 --seed 1"
 	CLIP_TRAIN_FLAGS="--image-size 16 --patch 4 --vision-width 32 --vision-layers 1 --text-width 32 --text-layers 1 --context 16 --embed-dim 16 --merges 50 --batch 16 --steps 6 --save-every 3 --seed 1 --progress-every 0"
 	DIFFUSE_TRAIN_FLAGS="$DIFFUSE_FLAGS")
@@ -24,6 +24,10 @@ check_eq split_is_a_partition 120 "$(( $(ts-cat -k id data/emoji-clip.ts | wc -l
 check split_sides_disjoint bash -c '[ -z "$(comm -12 <(ts-cat -k id data/emoji-clip.ts | sort) <(ts-cat -k id data/emoji-gen.ts | sort))" ]'
 check clip_pairs_have_captions bash -c '[ "$(ts-cat -k text data/clip-pairs.ts | grep -c "\"text\":")" -gt 0 ]'
 check_eq gen_mix_weighs_stickers "$(( 2 * $(ts-cat -k id data/emoji-gen.ts | wc -l) + 60 ))" "$(ts-cat -k id data/gen-mix.ts | wc -l)"
+check_eq gen_mix_distinct_weighs_stickers "$(( 3 * $(ts-cat -k id data/emoji-gen-distinct.ts | wc -l) + 50 ))" \
+	"$(ts-cat -k id data/gen-mix-distinct.ts | wc -l)"
+check_eq train_stream_from_distinct_mix "$(ts-cat -k id data/gen-mix-distinct.ts | wc -l)" \
+	"$(ts-cat -k tokens models/work/train.ts | wc -l)"
 check train_stream_has_condition bash -c 'ts-cat -k tokens,emb,knn models/work/train.ts | head -1 | grep -q "\"knn\":{\"dtype\":\"float32\",\"shape\":\[10,16\]"'
 check train_stream_tokens_4x4 bash -c 'ts-cat -k tokens models/work/train.ts | head -1 | grep -q "\"shape\":\[4,4\]"'
 check no_temp_files_left bash -c '[ -z "$(find data models -name "*.tmp*")" ]'
@@ -40,6 +44,15 @@ rm models/diffuse.safetensors models/run/diffuse.*
 diffuse train -m models/run/diffuse.safetensors $DIFFUSE_FLAGS --stop-after 3 models/work/train.ts >/dev/null 2>&1
 make -s -f "$P/models.mk" "${tiny[@]}" >/dev/null 2>&1
 check resumed_run_same_model cmp models/diffuse.safetensors again/models/diffuse.safetensors
+
+# The distinct stickers drop exactly the skin-tone variants (the first 120
+# emoji have none: a stream of four made here).
+mkdir skin
+printf '%s\n' '{"id":"a","text":"waving hand"}' '{"id":"b","text":"waving hand: dark skin tone"}' \
+	'{"id":"c","text":"couple with heart: woman, man, light skin tone"}' '{"id":"d","text":"skin"}' \
+	| ts-pack >skin/emoji-gen.ts
+make -s -f "$P/datasets.mk" KNND_BIN="$KNND_BIN" DATA=skin -o skin/emoji-gen.ts skin/emoji-gen-distinct.ts
+check_eq distinct_drops_skin_tones '{"id":"a"}{"id":"d"}' "$(ts-cat -k id skin/emoji-gen-distinct.ts | tr -d '\n')"
 
 # The demo's sampling pipeline on these models.
 printf 'red heart\na sneaker\n' >prompts.txt
