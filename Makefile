@@ -6,7 +6,7 @@
 #   make bench    run the benchmarks in bench/
 #   make demo     the main job: generated stickers and clothes for a list of
 #                 prompts, from the default models (work/demo/sheet.png)
-#   make default-models  retrain models/ from the pipelines (about an hour)
+#   make default-models  retrain models/ from the pipelines (about 3.5 h on 2 cores)
 #   make eval     the paper's claims measured at small scale (docs/results.md)
 #   make CUDA=0   build without the CUDA parts even when nvcc is present
 
