@@ -133,16 +133,12 @@ void diffuse_cond_from_record(const struct diffuse_record_spec *spec, const stru
  * 1/sqrt(1 + xi^2) to the unperturbed one). */
 static void perturb_query(float *e, int D, float xi, uint64_t seed, uint64_t row)
 {
-	uint64_t stride = ((uint64_t)D + 3) & ~(uint64_t)3, e0 = row * stride;
-	float z[4];
-	double ee = 0, zz = 0;
-	for (int i = 0; i < D; i++)
-		ee += (double)e[i] * e[i];
+	uint64_t stride = ((uint64_t)D + 3) & ~(uint64_t)3;
 	float *n = xmalloc((size_t)D * sizeof *n);
+	philox_normal_fill(n, (size_t)D, seed, row * stride);
+	double ee = 0, zz = 0;
 	for (int i = 0; i < D; i++) {
-		if ((i & 3) == 0)
-			philox_normal4(seed, e0 + (uint64_t)i, z);
-		n[i] = z[i & 3];
+		ee += (double)e[i] * e[i];
 		zz += (double)n[i] * n[i];
 	}
 	if (ee > 0 && zz > 0) {

@@ -122,4 +122,18 @@ PHILOX_FN void philox_normal4(uint64_t seed, uint64_t e, float z[4])
 	philox_box_muller(philox_uniform(b.w[2]), philox_uniform(b.w[3]), &z[2], &z[3]);
 }
 
+/* z[i] = the normal at stream position e0 + i, for i < n (element e is
+ * normal e % 4 of its block, as philox_normal4 gives them). */
+PHILOX_FN void philox_normal_fill(float *z, size_t n, uint64_t seed, uint64_t e0)
+{
+	size_t i = 0;
+	while (i < n) {
+		uint64_t e = e0 + i;
+		float four[4];
+		philox_normal4(seed, e, four);
+		for (unsigned lane = (unsigned)(e & 3); lane < 4 && i < n; lane++, i++)
+			z[i] = four[lane];
+	}
+}
+
 #endif

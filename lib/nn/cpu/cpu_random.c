@@ -23,19 +23,6 @@
  * first start on block boundaries when offset does). */
 #define RAND_CHUNK 4096
 
-/* z[i] = normal at stream position e0 + i, for i < n. */
-static void fill_normal(float *z, size_t n, uint64_t seed, uint64_t e0)
-{
-	size_t i = 0;
-	while (i < n) {
-		uint64_t e = e0 + i;
-		float four[4];
-		philox_normal4(seed, e, four);
-		for (unsigned lane = (unsigned)(e & 3); lane < 4 && i < n; lane++, i++)
-			z[i] = four[lane];
-	}
-}
-
 static long rand_chunks(size_t n)
 {
 	return (long)((n + RAND_CHUNK - 1) / RAND_CHUNK);
@@ -63,7 +50,7 @@ void cpu_rand_normal(float *out, size_t n, uint64_t seed, uint64_t offset)
 #pragma omp parallel for schedule(static) if (chunks > 1)
 	for (long c = 0; c < chunks; c++) {
 		size_t i = (size_t)c * RAND_CHUNK;
-		fill_normal(out + i, chunk_len(n, c), seed, offset + i);
+		philox_normal_fill(out + i, chunk_len(n, c), seed, offset + i);
 	}
 }
 
